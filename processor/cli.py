@@ -1,0 +1,123 @@
+"""``wa-billing``: run the processor, replay bodies, report and export."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from processor.context import Context, build_context
+from processor.errors import BillingError, SettingsError
+from processor.settings import Settings, load_settings
+
+
+def _settings(web: bool) -> Settings:
+    try:
+        return load_settings(os.environ, web=web)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _context(web: bool = False) -> Context:
+    settings = _settings(web)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return build_context(settings)
+    except BillingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """wa-billing: what WhatsApp Business traffic costs, from Meta's webhooks."""
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="HTTP port (default: $PORT or 8000).")
+@click.option("--workers", type=int, default=None, help="RQ workers (default: $WORKERS or 2).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+def up(port: int | None, workers: int | None, host: str) -> None:
+    """Web endpoint + workers (+ the embedded Redis when REDIS_URL is unset)."""
+    from processor.runner import run_all
+
+    ctx = _context(web=True)
+    run_all(ctx, port or ctx.settings.port, workers or ctx.settings.workers, host)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
+@click.option("--name", default=None, help="Worker name (default: RQ's).")
+def worker(burst: bool, name: str | None) -> None:
+    """An RQ worker for the drain queue (start more to scale)."""
+    from workers.runner import run_worker
+
+    ctx = _context()
+    run_worker(ctx, burst=burst, name=name)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--wait/--no-wait", default=True, help="Wait until workers processed them.")
+def replay(paths: tuple[str, ...], wait: bool) -> None:
+    """Queue webhook bodies again: JSON Lines of {"body": "<raw>"} or .json files."""
+    from processor.replay import replay_files
+
+    ctx = _context()
+    replay_files(ctx, list(paths), wait=wait)
+
+
+@main.command()
+@click.option("--waba", "waba_id", required=True, help="WABA id.")
+@click.option("--month", required=True, help="Billing month YYYY-MM.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+def report(waba_id: str, month: str, fmt: str) -> None:
+    """Usage and cost of one WABA for one billing month."""
+    from processor.reports import print_usage
+
+    ctx = _context()
+    usage = ctx.queries.usage(waba_id, _month(month), ctx.ratebook.waba(waba_id).currency)
+    print_usage(usage, fmt, sys.stdout)
+
+
+@main.command()
+@click.option("--month", required=True, help="Billing month YYYY-MM.")
+@click.option("--waba", "waba_id", default=None, help="Only this WABA (default: all).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File (default: stdout).")
+def export(month: str, waba_id: str | None, fmt: str, output: Any) -> None:
+    """Every record of a month (latest version of each), as JSON Lines or CSV."""
+    from processor.reports import export_records
+
+    ctx = _context()
+    count = export_records(ctx, _month(month), waba_id, fmt, output)
+    click.echo(f"exported {count} records", err=True)
+
+
+@main.command()
+@click.option("--since", required=True, help="Received on or after (YYYY-MM-DD, UTC).")
+@click.option("--until", default=None, help="Received before (YYYY-MM-DD, UTC).")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File (default: stdout).")
+def archive(since: str, until: str | None, output: Any) -> None:
+    """Archived webhook bodies as JSON Lines that `wa-billing replay` takes."""
+    from processor.replay import export_archive
+
+    ctx = _context()
+    count = export_archive(ctx, since, until, output)
+    click.echo(f"exported {count} bodies", err=True)
+
+
+def _month(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        raise click.BadParameter("must be YYYY-MM", param_hint="--month")
+    return value
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The processor's parts, wired once per process from the settings (nothing at import time)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import redis
+from rq import Queue
+
+from processor.config_files import load_ratebook
+from processor.core.rating import RateBook
+from processor.settings import DAY, Settings
+from processor.store.connection import Embedded, client, resolve_url
+from processor.store.inbox import Inbox
+from processor.store.keys import Keys
+from processor.store.ledger import Ledger, LedgerConfig
+from processor.store.quarantine import Quarantine
+from processor.store.queries import Queries
+
+DRAIN_JOB = "workers.drain.drain"
+RECORDS_RETENTION = 400 * DAY
+
+
+@dataclass
+class Context:
+    settings: Settings
+    redis_url: str
+    redis: redis.Redis
+    keys: Keys
+    embedded: Embedded | None = None
+    _ratebook: RateBook | None = field(default=None, repr=False)
+
+    @property
+    def inbox(self) -> Inbox:
+        return Inbox(self.redis, self.keys)
+
+    @property
+    def quarantine(self) -> Quarantine:
+        return Quarantine(self.redis, self.keys)
+
+    @property
+    def queries(self) -> Queries:
+        return Queries(self.redis, self.keys)
+
+    @property
+    def ratebook(self) -> RateBook:
+        if self._ratebook is None:
+            self._ratebook = load_ratebook(self.settings.config_dir)
+        return self._ratebook
+
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        s = self.settings
+        config = LedgerConfig(
+            dedup_ttl=s.dedup_ttl_seconds,
+            pair_horizon=s.pair_horizon_seconds,
+            unit_ttl=s.unit_ttl_seconds,
+            records_retention=RECORDS_RETENTION,
+            feed_maxlen=s.records_feed_maxlen,
+        )
+        return Ledger(self.redis, self.keys, self.ratebook, config)
+
+    @functools.cached_property
+    def queue(self) -> Queue:
+        # RQ stores pickled job data: it needs a client that does not decode responses.
+        return Queue(self.settings.queue_name, connection=self.redis)
+
+    def enqueue_drain(self) -> None:
+        """Queue one drain job (jobs carry many bodies each; see workers/drain.py)."""
+        self.queue.enqueue(
+            DRAIN_JOB,
+            job_timeout=max(60, int(self.settings.drain_max_seconds * 6)),
+            result_ttl=300,
+            failure_ttl=7 * DAY,
+            description="drain the webhook inbox",
+        )
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def build_context(settings: Settings, *, with_ratebook: bool = True) -> Context:
+    """Connect to Redis (starting the embedded one if need be) and load the rate book."""
+    url, embedded = resolve_url(settings)
+    ctx = Context(
+        settings=settings,
+        redis_url=url,
+        redis=client(url, timeout=settings.redis_timeout_seconds),
+        keys=Keys(settings.redis_prefix),
+        embedded=embedded,
+    )
+    if with_ratebook:
+        _ = ctx.ratebook  # fail at start-up, not at the first event
+    return ctx

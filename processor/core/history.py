@@ -1,0 +1,166 @@
+"""What is known about one (business number, user) pair: the facts every decision is made from.
+
+The history is a set: merging the same event twice, or events in any order, gives the same
+history, so that everything computed from it is independent of arrival order and redelivery.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from processor.core.events import DELIVERED, FAILED, PLAYED, READ, SENT, Event, Inbound, Status
+
+# Which status's copy of a field is used first (Meta puts pricing on ``sent`` and on one of
+# ``delivered``/``read``; the delivery-side one is authoritative).
+PRECEDENCE = (DELIVERED, READ, PLAYED, SENT, FAILED)
+# A message charged before the history's floor keeps only {SETTLED: [charge_time]}.
+SETTLED = "x"
+# A status fact is [t, conv_id, conv_expires, origin, pricing_model, category, type, billable].
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """The merged view of every status seen for one outbound message."""
+
+    wamid: str
+    charge_time: int | None
+    category: str | None
+    conv_id: str | None
+    conv_expires: int | None
+    pricing_model: str | None
+    pricing_type: str | None
+    failed: bool
+
+
+@dataclass
+class PairHistory:
+    """Inbound messages, outbound statuses and the units already emitted for one pair."""
+
+    version: str = ""  # a token that changes with every write (compare-and-set)
+    inbound: dict[str, list[Any]] = field(default_factory=dict)  # wamid -> [t, referral]
+    outbound: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # wamid->status->fact
+    units: dict[str, list[Any]] = field(default_factory=dict)  # record_id -> [signature, t]
+    pending: dict[str, list[Any]] = field(default_factory=dict)  # wamid -> [t, reason]
+    base: dict[str, Any] | None = None  # window state carried over from trimmed events
+    floor: int = 0  # events older than this were trimmed; they can no longer be applied
+
+    # -- merging -----------------------------------------------------------------------------
+
+    def merge(self, event: Event) -> bool:
+        """Add ``event``; return whether the history changed (False: a duplicate)."""
+        if isinstance(event, Inbound):
+            return self._merge_inbound(event)
+        return self._merge_status(event)
+
+    def _merge_inbound(self, event: Inbound) -> bool:
+        if event.msg_type == "system":  # number changes etc. are not messages from the user
+            return False
+        new = [event.timestamp, 1 if event.referral else 0]
+        old = self.inbound.get(event.wamid)
+        merged = new if old is None else [min(old[0], new[0]), max(old[1], new[1])]
+        if merged == old:
+            return False
+        self.inbound[event.wamid] = merged
+        return True
+
+    def _merge_status(self, event: Status) -> bool:
+        conv, pricing = event.conversation, event.pricing
+        fact: list[Any] = [
+            event.timestamp,
+            conv.id if conv else None,
+            conv.expires_at if conv else None,
+            conv.origin if conv else None,
+            pricing.model if pricing else None,
+            pricing.category if pricing else None,
+            pricing.type if pricing else None,
+            pricing.billable if pricing else None,
+        ]
+        statuses = self.outbound.setdefault(event.wamid, {})
+        if SETTLED in statuses:  # charged before the floor: nothing can change it any more
+            return False
+        old = statuses.get(event.status)
+        merged = fact if old is None else _merge_fact(old, fact)
+        if merged == old:
+            return False
+        statuses[event.status] = merged
+        return True
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def facts(self, wamid: str) -> MessageFacts:
+        statuses = self.outbound[wamid]
+        if SETTLED in statuses:
+            return MessageFacts(wamid, statuses[SETTLED][0], None, None, None, None, None, False)
+        delivered = [statuses[s][0] for s in (DELIVERED, READ, PLAYED) if s in statuses]
+        ordered = [statuses[s] for s in PRECEDENCE if s in statuses]
+
+        def first(index: int) -> Any:
+            return next((f[index] for f in ordered if f[index] is not None), None)
+
+        return MessageFacts(
+            wamid=wamid,
+            charge_time=min(delivered) if delivered else None,
+            category=first(5) or first(3),
+            conv_id=first(1),
+            conv_expires=first(2),
+            pricing_model=first(4),
+            pricing_type=first(6),
+            failed=FAILED in statuses,
+        )
+
+    def newest(self) -> int:
+        times = [v[0] for v in self.inbound.values()]
+        times += [f[0] for s in self.outbound.values() for f in s.values()]
+        return max(times, default=0)
+
+    def oldest(self) -> int:
+        times = [v[0] for v in self.inbound.values()]
+        times += [f[0] for s in self.outbound.values() if SETTLED not in s for f in s.values()]
+        return min(times, default=0)
+
+    def is_settled(self, wamid: str) -> bool:
+        return SETTLED in self.outbound.get(wamid, {})
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def dumps(self) -> str:
+        doc: dict[str, Any] = {"i": self.inbound, "o": self.outbound, "u": self.units}
+        if self.pending:
+            doc["p"] = self.pending
+        if self.base is not None:
+            doc["b"] = self.base
+        if self.floor:
+            doc["f"] = self.floor
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def loads(cls, raw: str | bytes | None, version: str = "") -> PairHistory:
+        """The history stored as ``raw`` (the version is kept beside it, not inside)."""
+        if not raw:
+            return cls(version=version)
+        doc = json.loads(raw)
+        return cls(
+            version=version,
+            inbound=doc["i"],
+            outbound=doc["o"],
+            units=doc["u"],
+            pending=doc.get("p", {}),
+            base=doc.get("b"),
+            floor=doc.get("f", 0),
+        )
+
+    def copy(self) -> PairHistory:
+        return PairHistory.loads(self.dumps(), self.version)
+
+
+def _merge_fact(old: list[Any], new: list[Any]) -> list[Any]:
+    """Commutative merge of two facts of the same status: earliest time, any known field."""
+    merged = [min(old[0], new[0])]
+    for a, b in zip(old[1:], new[1:], strict=True):
+        if a is None or b is None:
+            merged.append(a if b is None else b)
+        else:
+            merged.append(min(a, b, key=lambda v: (str(type(v)), str(v))))
+    return merged

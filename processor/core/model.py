@@ -1,0 +1,468 @@
+"""The window model: a pair's history -> the charge units it produces.
+
+The history is walked in event-time order (inbound before outbound at equal times, then by
+wamid), keeping the customer service window (CSW), the free entry point window (FEP) and the
+open conversations. Each delivered outbound message is judged by the policy in force at its
+charge time. Meta's answer (``conversation.id``, ``pricing.category``, ``pricing.type``) wins
+where present; the model's own answer fills the gaps (``source: derived``) and, where the two
+disagree, the unit carries a ``discrepancy`` code.
+
+Because the walk is a function of the history, and the history is a set, the units are the
+same for any arrival order of the same events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from processor.core.events import Pair
+from processor.core.history import SETTLED, MessageFacts, PairHistory
+from processor.core.policies import (
+    BUSINESS_INITIATED,
+    CONVERSATION,
+    FREE_CUSTOMER_SERVICE,
+    FREE_ENTRY_POINT,
+    FREE_SERVICE,
+    HOUR,
+    INITIATOR,
+    MARKETING_LITE,
+    MESSAGE,
+    REFERRAL,
+    SERVICE,
+    TEMPLATE_CATEGORIES,
+    USER_INITIATED,
+    UTILITY,
+    VOLUME_TIER,
+    Policy,
+    PolicyBook,
+)
+
+META, DERIVED = "meta", "derived"
+
+# Discrepancy codes (Meta's answer kept, the model's answer differed).
+UNEXPECTED_NEW = "meta_opened_conversation_model_had_one_open"
+UNEXPECTED_JOIN = "meta_joined_conversation_model_would_open_one"
+CATEGORY_MISMATCH = "category_differs_from_model"
+UNEXPECTED_FEP = "meta_free_entry_point_model_had_none"
+MISSING_FEP = "model_free_entry_point_meta_had_none"
+UNEXPECTED_FREE = "meta_free_model_charged"
+UNEXPECTED_CHARGE = "meta_charged_model_free"
+
+
+def record_id(*parts: str) -> str:
+    """A short, stable id for a unit (80 bits of BLAKE2b over its identifying parts)."""
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One charge unit: a CBP conversation or a PMP message, charged or free."""
+
+    record_id: str
+    kind: str  # CONVERSATION | MESSAGE
+    policy: str
+    pricing_model: str
+    category: str
+    charge_time: int
+    expires_at: int | None
+    wamid: str  # the first message of the unit
+    meta_conversation_id: str | None
+    free_reason: str | None  # free by rule; None: owed, subject to its bucket
+    bucket: str | None  # WABA_ALLOWANCE | PHONE_ALLOWANCE | VOLUME_TIER | None
+    source: str
+    discrepancy: str | None
+
+    def signature(self) -> str:
+        text = "\x1f".join(str(v) for v in asdict(self).values())
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A delivered message that cannot be judged yet (its category is not known)."""
+
+    wamid: str
+    charge_time: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    units: tuple[Unit, ...]
+    pending: tuple[Pending, ...]
+
+
+@dataclass(slots=True)
+class Window:
+    """An open conversation or FEP window ``[start, end)``."""
+
+    record_id: str
+    category: str
+    start: int
+    end: int
+    policy: str
+    meta_id: str | None = None
+
+    def covers(self, t: int) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass
+class WalkState:
+    csw_end: int | None = None
+    armed_at: int | None = None  # an entry-point inbound waiting for the first reply
+    fep: Window | None = None
+    open: dict[str, Window] = field(default_factory=dict)  # category -> conversation
+    meta: dict[str, Window] = field(default_factory=dict)  # Meta conversation id -> window
+
+    def csw_open(self, t: int) -> bool:
+        return self.csw_end is not None and t < self.csw_end
+
+    def any_open(self, t: int) -> Window | None:
+        covering = [w for w in self.open.values() if w.covers(t)]
+        return min(covering, key=lambda w: (w.start, w.record_id)) if covering else None
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "csw": self.csw_end,
+            "armed": self.armed_at,
+            "fep": asdict(self.fep) if self.fep else None,
+            "open": {k: asdict(w) for k, w in self.open.items()},
+            "meta": {k: asdict(w) for k, w in self.meta.items()},
+        }
+
+    @classmethod
+    def load(cls, doc: dict[str, Any] | None) -> WalkState:
+        if not doc:
+            return cls()
+        return cls(
+            csw_end=doc["csw"],
+            armed_at=doc["armed"],
+            fep=Window(**doc["fep"]) if doc["fep"] else None,
+            open={k: Window(**w) for k, w in doc["open"].items()},
+            meta={k: Window(**w) for k, w in doc["meta"].items()},
+        )
+
+
+class Walk:
+    """One pass over a pair's history; collects units and pending messages."""
+
+    def __init__(self, pair: Pair, tz: ZoneInfo, book: PolicyBook, state: WalkState) -> None:
+        self.pair, self.tz, self.book, self.state = pair, tz, book, state
+        self.units: dict[str, Unit] = {}
+        self.pending: list[Pending] = []
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def run(self, history: PairHistory, until: int | None = None) -> None:
+        for t, kind, wamid in _moments(history):
+            if until is not None and t >= until:
+                break
+            if kind == 0:
+                self.inbound(t, bool(history.inbound[wamid][1]))
+            else:
+                self.outbound(t, history.facts(wamid))
+
+    def inbound(self, t: int, referral: bool) -> None:
+        policy = self.book.at(t, self.tz)
+        csw_hours = policy.csw_hours if policy else 24
+        self.state.csw_end = max(self.state.csw_end or 0, t + csw_hours * HOUR)
+        if referral:
+            self.state.armed_at = t
+
+    def outbound(self, t: int, facts: MessageFacts) -> None:
+        policy = self.book.at(t, self.tz)
+        armed, self.state.armed_at = self.state.armed_at, None
+        if policy is None:
+            self.pending.append(Pending(facts.wamid, t, "charge time before the first era"))
+            return
+        model_fep = self._model_fep(policy, t, armed)
+        meta_fep = _meta_says_fep(policy, facts)
+        if meta_fep if meta_fep is not None else model_fep:
+            self._entry_point(policy, t, facts, model_fep, meta_fep)
+            return
+        discrepancy = MISSING_FEP if model_fep else None
+        if facts.category is None and facts.conv_id not in self.state.meta:
+            self.pending.append(Pending(facts.wamid, t, "category not known yet"))
+        elif policy.unit == CONVERSATION:
+            self._conversation(policy, t, facts, discrepancy)
+        else:
+            self._message(policy, t, facts, discrepancy)
+
+    # -- free entry points ---------------------------------------------------------------------
+
+    def _model_fep(self, policy: Policy, t: int, armed: int | None) -> bool:
+        fep = self.state.fep
+        if fep is not None and fep.covers(t):
+            return True
+        return armed is not None and t < armed + policy.fep_reply_hours * HOUR
+
+    def _entry_point(
+        self, policy: Policy, t: int, facts: MessageFacts, model: bool, meta: bool | None
+    ) -> None:
+        discrepancy = UNEXPECTED_FEP if meta and not model else None
+        source = META if meta is not None else DERIVED
+        known = self.state.meta.get(facts.conv_id) if facts.conv_id else None
+        fep = self.state.fep
+        active = fep if fep is not None and fep.covers(t) else None
+        if policy.unit == CONVERSATION:
+            joined = known or (active if facts.conv_id is None else None)
+            if joined is not None:
+                self._note(joined.record_id, discrepancy)
+                return
+            if active is not None:
+                discrepancy = discrepancy or UNEXPECTED_NEW
+        if active is None or (policy.unit == CONVERSATION and known is None):
+            end = facts.conv_expires or t + policy.fep_hours * HOUR
+            active = Window(
+                self._rid(policy, "fep", facts), REFERRAL, t, end, policy.id, facts.conv_id
+            )
+            self.state.fep = active
+            if policy.unit == CONVERSATION:
+                self.state.open = {}
+            if facts.conv_id:
+                self.state.meta[facts.conv_id] = active
+        if policy.unit == CONVERSATION:
+            rid, expires = active.record_id, active.end
+        else:
+            rid, expires = self._rid(policy, "msg", facts), None
+        self._emit(
+            policy,
+            rid,
+            policy.unit,
+            REFERRAL,
+            t,
+            expires,
+            facts,
+            FREE_ENTRY_POINT,
+            None,
+            source,
+            discrepancy,
+        )
+
+    # -- conversation-based pricing ------------------------------------------------------------
+
+    def _conversation(
+        self, policy: Policy, t: int, facts: MessageFacts, discrepancy: str | None
+    ) -> None:
+        state = self.state
+        if policy.opening == INITIATOR:
+            covering = state.any_open(t)
+            model_category = USER_INITIATED if state.csw_open(t) else BUSINESS_INITIATED
+        elif facts.category in TEMPLATE_CATEGORIES:
+            category = _conversation_category(facts.category)
+            window = state.open.get(category)
+            covering = window if window is not None and window.covers(t) else None
+            model_category = category
+        else:
+            covering = state.any_open(t)
+            model_category = SERVICE if facts.category in (None, SERVICE) else facts.category
+        if facts.conv_id is not None:
+            known = state.meta.get(facts.conv_id)
+            if known is not None:  # Meta: this message belongs to a conversation we know
+                self._note(known.record_id, discrepancy or (None if covering else UNEXPECTED_JOIN))
+                return
+            category = _conversation_category(facts.category) if facts.category else model_category
+            if covering is not None:
+                discrepancy = discrepancy or UNEXPECTED_NEW
+            elif category != model_category:
+                discrepancy = discrepancy or CATEGORY_MISMATCH
+            self._open(policy, t, facts, category, META, discrepancy)
+        elif covering is not None:
+            self._note(covering.record_id, discrepancy)
+        else:
+            self._open(policy, t, facts, model_category, DERIVED, discrepancy)
+
+    def _open(
+        self,
+        policy: Policy,
+        t: int,
+        facts: MessageFacts,
+        category: str,
+        source: str,
+        discrepancy: str | None,
+    ) -> None:
+        end = facts.conv_expires if facts.conv_id and facts.conv_expires else None
+        end = end or t + policy.conversation_hours * HOUR
+        rid = self._rid(policy, category, facts)
+        window = Window(rid, category, t, end, policy.id, facts.conv_id)
+        if policy.opening == INITIATOR:
+            self.state.open = {}
+        self.state.open[category] = window
+        if facts.conv_id:
+            self.state.meta[facts.conv_id] = window
+        free = FREE_SERVICE if category in policy.free_categories else None
+        allowance = policy.allowance_for(category)
+        bucket = allowance.scope if allowance and free is None else None
+        self._emit(
+            policy, rid, CONVERSATION, category, t, end, facts, free, bucket, source, discrepancy
+        )
+
+    # -- per-message pricing -------------------------------------------------------------------
+
+    def _message(
+        self, policy: Policy, t: int, facts: MessageFacts, discrepancy: str | None
+    ) -> None:
+        category = facts.category or ""
+        lingering = self.state.open.get(UTILITY)
+        if (
+            category == UTILITY
+            and lingering is not None
+            and lingering.covers(t)
+            and facts.pricing_model != "PMP"
+        ):  # a CBP utility conversation opened before the switch still covers it
+            self._note(lingering.record_id, discrepancy)
+            return
+        if facts.pricing_model == "CBP" and facts.conv_id in self.state.meta:
+            self._note(self.state.meta[facts.conv_id].record_id, discrepancy or UNEXPECTED_JOIN)
+            return
+        if category not in policy.categories:
+            self.pending.append(Pending(facts.wamid, t, f"category {category!r} not priced"))
+            return
+        model_free = self._model_free(policy, t, category)
+        free, source = model_free, DERIVED
+        meta_type = facts.pricing_type
+        allowance = policy.allowance_for(category)
+        if meta_type in ("regular", FREE_CUSTOMER_SERVICE) and allowance is None:
+            source = META
+            meta_free = FREE_CUSTOMER_SERVICE if meta_type == FREE_CUSTOMER_SERVICE else None
+            if (meta_free is None) != (model_free is None):
+                discrepancy = discrepancy or (UNEXPECTED_FREE if meta_free else UNEXPECTED_CHARGE)
+            free = meta_free
+        elif meta_type is not None:
+            source = META
+        bucket = None
+        if free is None and allowance is not None:
+            bucket = allowance.scope
+        elif free is None and category in policy.tiered_categories:
+            bucket = VOLUME_TIER
+        rid = self._rid(policy, "msg", facts)
+        self._emit(
+            policy, rid, MESSAGE, category, t, None, facts, free, bucket, source, discrepancy
+        )
+
+    def _model_free(self, policy: Policy, t: int, category: str) -> str | None:
+        if category in policy.free_categories:
+            return FREE_CUSTOMER_SERVICE
+        if category == UTILITY and policy.utility_free_in_csw and self.state.csw_open(t):
+            return FREE_CUSTOMER_SERVICE
+        return None
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _rid(self, policy: Policy, what: str, facts: MessageFacts) -> str:
+        p = self.pair
+        if what == "msg":
+            return record_id("msg", p.phone_number_id, facts.wamid)
+        if facts.conv_id:
+            return record_id("conv", p.phone_number_id, facts.conv_id)
+        return record_id("conv", p.phone_number_id, p.user_id, what, facts.wamid)
+
+    def _emit(
+        self,
+        policy: Policy,
+        rid: str,
+        kind: str,
+        category: str,
+        t: int,
+        expires: int | None,
+        facts: MessageFacts,
+        free: str | None,
+        bucket: str | None,
+        source: str,
+        discrepancy: str | None,
+    ) -> None:
+        self.units[rid] = Unit(
+            record_id=rid,
+            kind=kind,
+            policy=policy.id,
+            pricing_model=policy.pricing_model,
+            category=category,
+            charge_time=t,
+            expires_at=expires,
+            wamid=facts.wamid,
+            meta_conversation_id=facts.conv_id,
+            free_reason=free,
+            bucket=bucket,
+            source=source,
+            discrepancy=discrepancy,
+        )
+
+    def _note(self, rid: str, discrepancy: str | None) -> None:
+        """Attach a discrepancy seen on a later message to the unit it belongs to."""
+        unit = self.units.get(rid)
+        if discrepancy is None or unit is None:
+            return
+        codes = sorted(set(filter(None, (unit.discrepancy or "").split(";"))) | {discrepancy})
+        self.units[rid] = replace(unit, discrepancy=";".join(codes))
+
+
+def _moments(history: PairHistory) -> list[tuple[int, int, str]]:
+    """Inbound messages and deliveries in (time, inbound first, wamid) order."""
+    moments = [(v[0], 0, wamid) for wamid, v in history.inbound.items()]
+    for wamid, statuses in history.outbound.items():
+        if SETTLED in statuses:
+            continue
+        charge_time = history.facts(wamid).charge_time
+        if charge_time is not None:
+            moments.append((charge_time, 1, wamid))
+    moments.sort()
+    return moments
+
+
+def _meta_says_fep(policy: Policy, facts: MessageFacts) -> bool | None:
+    """Meta's answer to "is this message in a free entry point?", or None if it gave none."""
+    if facts.category == REFERRAL or facts.pricing_type == FREE_ENTRY_POINT:
+        return True
+    if policy.unit == MESSAGE:
+        return False if facts.pricing_type is not None else None
+    return False if facts.category is not None else None
+
+
+def _conversation_category(category: str) -> str:
+    return "marketing" if category == MARKETING_LITE else category
+
+
+def evaluate(pair: Pair, history: PairHistory, tz: ZoneInfo, book: PolicyBook) -> Evaluation:
+    """The units and pending messages that ``history`` produces (a pure function of it)."""
+    walk = Walk(pair, tz, book, WalkState.load(history.base))
+    walk.run(history)
+    units = tuple(sorted(walk.units.values(), key=lambda u: (u.charge_time, u.record_id)))
+    return Evaluation(units, tuple(walk.pending))
+
+
+def trim(
+    pair: Pair,
+    history: PairHistory,
+    cutoff: int,
+    tz: ZoneInfo,
+    book: PolicyBook,
+    settled_keep: int = 35 * 24 * HOUR,
+) -> None:
+    """Forget events before ``cutoff``, keeping the window state they leave behind.
+
+    Messages charged before ``cutoff`` leave a stub (their charge time) for ``settled_keep``
+    seconds, so that a late ``read`` of a message delivered long ago charges nothing again.
+    """
+    walk = Walk(pair, tz, book, WalkState.load(history.base))
+    walk.run(history, until=cutoff)
+    state = walk.state
+    state.meta = {k: w for k, w in state.meta.items() if w.end > cutoff - 24 * HOUR}
+    history.base = state.dump()
+    history.inbound = {k: v for k, v in history.inbound.items() if v[0] >= cutoff}
+    outbound: dict[str, dict[str, list[Any]]] = {}
+    for wamid, statuses in history.outbound.items():
+        charged = history.facts(wamid).charge_time
+        if charged is None:
+            if max(f[0] for f in statuses.values()) >= cutoff:
+                outbound[wamid] = statuses
+        elif charged >= cutoff:
+            outbound[wamid] = statuses
+        elif charged >= cutoff - settled_keep:
+            outbound[wamid] = {SETTLED: [charged]}
+    history.outbound = outbound
+    history.units = {k: v for k, v in history.units.items() if v[1] >= cutoff}
+    history.floor = max(history.floor, cutoff)

@@ -1,0 +1,63 @@
+"""Usage reports and record exports for the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO, Any
+
+from processor.context import Context
+
+USAGE_COLUMNS = ("category", "market", "billable", "free_reason", "count", "cost", "billed_cost")
+RECORD_COLUMNS = (
+    "record_id", "version", "waba_id", "phone_number_id", "user_id", "country",
+    "country_source", "market", "category", "kind", "pricing_model", "policy", "charge_time",
+    "expires_at", "billing_month", "billable", "free_reason", "rate", "billed_rate", "tier",
+    "currency", "cost", "billed_cost", "source", "meta_conversation_id", "wamid", "discrepancy",
+    "void",
+)  # fmt: skip
+
+
+def print_usage(usage: dict[str, Any], fmt: str, out: IO[str]) -> None:
+    if fmt == "json":
+        out.write(json.dumps(usage, indent=2) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=USAGE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(usage["lines"])
+    else:
+        _table(usage, out)
+
+
+def _table(usage: dict[str, Any], out: IO[str]) -> None:
+    rows = [[str(line[c] if line[c] is not None else "-") for c in USAGE_COLUMNS]
+            for line in usage["lines"]]  # fmt: skip
+    header = list(USAGE_COLUMNS)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]  # fmt: skip
+    out.write(f"WABA {usage['waba_id']}  month {usage['month']}  currency {usage['currency']}\n")
+    out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "\n")
+    for row in rows:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + "\n")
+    out.write(
+        f"units {usage['units']}  total cost {usage['total_cost']} {usage['currency']}"
+        f"  billed {usage['total_billed_cost']} {usage['currency']}"
+        + (f"  unrated units {usage['unrated_units']}" if usage["unrated_units"] else "")
+        + "\n"
+    )
+
+
+def export_records(ctx: Context, month: str, waba_id: str | None, fmt: str, out: IO[str]) -> int:
+    writer = None
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+    count = 0
+    for waba, m in ctx.queries.months(waba_id, month):
+        for record in ctx.queries.records(waba, m):
+            if writer is not None:
+                writer.writerow(record)
+            else:
+                out.write(json.dumps(record) + "\n")
+            count += 1
+    return count

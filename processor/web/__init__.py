@@ -1,0 +1,40 @@
+"""The Flask side: the webhook endpoint, the query API, health, metrics and the RQ dashboard.
+
+It knows nothing of billing rules; it stores bodies and reads the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from processor.context import Context, build_context
+from processor.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None, ctx: Context | None = None) -> Flask:
+    """The app factory (gunicorn: ``'processor.web:create_app()'``)."""
+    if ctx is None:
+        ctx = build_context(settings or load_settings(os.environ))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
+    app.extensions["wa_billing"] = ctx
+    from processor.web import api, dashboard, ops, webhook
+
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
+    dashboard.init_app(app, ctx)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _http_error(exc: HTTPException) -> Any:
+    response = jsonify(error=exc.name, detail=exc.description)
+    response.status_code = exc.code or 500
+    if exc.code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="wa-billing"'
+    return response

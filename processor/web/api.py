@@ -1,0 +1,124 @@
+"""``/v1``: usage, records, quarantine, pending messages, discrepancies (bearer token)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
+
+from processor.context import Context
+from processor.web.auth import authorized
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+WABA = re.compile(r"[0-9]{1,32}")
+MAX_LIMIT = 1000
+
+
+def _ctx() -> Context:
+    ctx: Context = current_app.extensions["wa_billing"]
+    return ctx
+
+
+@bp.before_request
+def _require_token() -> None:
+    if not authorized(request, _ctx().settings.api_token):
+        abort(401, "a valid 'Authorization: Bearer <API_TOKEN>' header is required")
+
+
+def _arg(name: str, pattern: re.Pattern[str], required: bool = True) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        if required:
+            abort(400, f"query parameter '{name}' is required")
+        return None
+    if not pattern.fullmatch(value):
+        abort(400, f"query parameter '{name}' is malformed")
+    return value
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        abort(400, f"query parameter '{name}' must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _waba_month() -> tuple[str, str]:
+    waba = _arg("waba_id", WABA)
+    month = _arg("month", MONTH)
+    assert waba is not None and month is not None
+    return waba, month
+
+
+@bp.get("/usage")
+def usage() -> Response:
+    """Units and money per category x market x billable/free reason for one WABA-month."""
+    ctx = _ctx()
+    waba, month = _waba_month()
+    currency = ctx.ratebook.waba(waba).currency
+    return jsonify(ctx.queries.usage(waba, month, currency))
+
+
+@bp.get("/records")
+def records() -> Response:
+    """The month's records: pages of JSON, or every record as JSON Lines (``format=jsonl``)."""
+    ctx = _ctx()
+    waba, month = _waba_month()
+    fmt = request.args.get("format", "json")
+    if fmt == "jsonl":
+        lines = (json.dumps(r) + "\n" for r in ctx.queries.records(waba, month))
+        return Response(stream_with_context(_chunks(lines)), mimetype="application/x-ndjson")
+    if fmt != "json":
+        abort(400, "format must be json or jsonl")
+    cursor = _int("cursor", 0, 0, 2**63)
+    limit = _int("limit", 100, 1, MAX_LIMIT)
+    page, following = ctx.queries.records_page(waba, month, cursor, limit)
+    return jsonify(
+        waba_id=waba,
+        month=month,
+        records=page,
+        next_cursor=following or None,
+        total=ctx.queries.record_count(waba, month),
+    )
+
+
+def _chunks(lines: Iterator[str]) -> Iterator[str]:
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= 200:
+            yield "".join(buffer)
+            buffer = []
+    if buffer:
+        yield "".join(buffer)
+
+
+@bp.get("/quarantine")
+def quarantine() -> Response:
+    """Quarantined bodies and events with their reasons, newest first."""
+    before = request.args.get("before")
+    if before is not None and not re.fullmatch(r"\d{1,20}-\d{1,20}", before):
+        abort(400, "query parameter 'before' is malformed")
+    limit = _int("limit", 100, 1, MAX_LIMIT)
+    return jsonify(_ctx().quarantine.list(limit, before))
+
+
+@bp.get("/pending")
+def pending() -> Response:
+    """Delivered messages whose category is not known yet (not charged, not guessed)."""
+    waba = _arg("waba_id", WABA, required=False)
+    items = _ctx().queries.pending(waba)
+    return jsonify(items=items, total=len(items))
+
+
+@bp.get("/discrepancies")
+def discrepancies() -> Response:
+    """Records where Meta's classification and the window model disagree (Meta's kept)."""
+    waba, month = _waba_month()
+    items = _ctx().queries.discrepancies(waba, month)
+    return jsonify(waba_id=waba, month=month, items=items, total=len(items))

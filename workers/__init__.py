@@ -1,0 +1,1 @@
+"""RQ side: the drain job, the janitor, and the worker entry point."""

@@ -1,0 +1,112 @@
+"""The RQ job: drain the webhook inbox.
+
+One job carries many bodies: it reads batches from the inbox stream through the consumer
+group, parses them (malformed items go to quarantine), applies all their events in one
+pipelined ledger call, and acknowledges the bodies. It stops when the inbox is empty or its
+time budget is spent (then it queues its successor). A body read by a worker that died is taken
+over after ``CLAIM_IDLE_SECONDS``; applying it again changes nothing (claims, compare-and-set).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from processor.context import Context, build_context
+from processor.core.events import Event
+from processor.core.parse import parse_body
+from processor.errors import BadPayload
+from processor.settings import load_settings
+from processor.store.inbox import Entry
+from processor.store.ledger import ApplyResult
+from workers import metrics
+
+log = logging.getLogger(__name__)
+_context: Context | None = None
+
+
+def context() -> Context:
+    """The worker process's context (set by the runner, or built from the environment)."""
+    global _context
+    if _context is None:
+        _context = build_context(load_settings(os.environ))
+    return _context
+
+
+def use_context(ctx: Context) -> None:
+    global _context
+    _context = ctx
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def drain(max_seconds: float | None = None) -> dict[str, Any]:
+    """Process inbox entries until none are left or the time budget is spent."""
+    ctx = context()
+    ctx.redis.delete(ctx.keys.drain_ticket)  # bodies stored from now on queue a new job
+    settings = ctx.settings
+    deadline = time.monotonic() + (max_seconds or settings.drain_max_seconds)
+    inbox, consumer = ctx.inbox, consumer_name()
+    inbox.ensure_group()
+    totals = {"bodies": 0, "events": 0, "records": 0, "duplicates": 0, "quarantined": 0}
+    while time.monotonic() < deadline:
+        batch = settings.drain_batch_bodies
+        entries = inbox.claim_stale(consumer, settings.claim_idle_seconds, batch)
+        entries += inbox.read(consumer, batch - len(entries))
+        if not entries:
+            return totals
+        process(ctx, entries, totals)
+    if inbox.backlog()["lag"]:
+        ctx.enqueue_drain()
+    return totals
+
+
+def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
+    """Parse, apply and acknowledge one batch of inbox entries."""
+    events: list[Event] = []
+    origin: dict[int, str] = {}
+    rejected: list[dict[str, Any]] = []
+    for entry in entries:
+        before = len(events)
+        _parse(ctx, entry, events, rejected)
+        for i in range(before, len(events)):
+            origin[id(events[i])] = entry.id
+    result = ctx.ledger.apply(events)
+    for event, reason in result.rejected:
+        rejected.append({"reason": reason, "body_id": origin.get(id(event)), "wamid": event.wamid})
+    ctx.quarantine.add_many(rejected)
+    ctx.inbox.ack([e.id for e in entries])
+    metrics.record_batch(ctx, entries, len(events), result)
+    _add(totals, entries, events, result, rejected)
+
+
+def _parse(ctx: Context, entry: Entry, events: list[Event], rejected: list[dict[str, Any]]) -> None:
+    try:
+        parsed = parse_body(entry.body, ctx.settings.max_json_depth)
+    except BadPayload as exc:
+        rejected.append({"reason": f"body: {exc}", "body_id": entry.id})
+        return
+    events.extend(parsed.events)
+    for item in parsed.rejected:
+        rejected.append(
+            {"reason": item.reason, "path": item.path, "item": item.item, "body_id": entry.id}
+        )
+
+
+def _add(
+    totals: dict[str, int],
+    entries: list[Entry],
+    events: list[Event],
+    result: ApplyResult,
+    rejected: list[dict[str, Any]],
+) -> None:
+    totals["bodies"] += len(entries)
+    totals["events"] += len(events)
+    totals["records"] += result.records
+    totals["duplicates"] += result.duplicates
+    totals["quarantined"] += len(rejected)

@@ -75,9 +75,7 @@ class Row:
     cells: dict[str, str]
     positions: dict[str, int]  # column name -> 1-based field position
 
-    def where(self, column: str | None = None) -> str:
-        if column is None:
-            return f"{self.file}:{self.line}"
+    def where(self, column: str) -> str:
         return f"{self.file}:{self.line}:{self.positions[column]}"
 
 
@@ -100,17 +98,26 @@ def load_ratebook(config_dir: Path) -> RateBook:
     _check_waba_currencies(wabas, rates, problems)
     if problems:
         raise SettingsError(problems)
-    return RateBook(
-        markets=_items(markets),
-        rates=_items(rates),
-        tiers=_items(tiers),
-        wabas=_items(wabas),
-        markups=_items(markups),
-    )
+    return RateBook(_items(markets), _items(rates), _items(tiers), _items(wabas), _items(markups))
 
 
 def read_table(directory: Path, table: Table, problems: list[str]) -> list[Row]:
     """The data rows of one file (none if it is missing, unreadable or its header is wrong)."""
+    lines = _content_lines(directory, table, problems)
+    if not lines:
+        return []
+    header = _split(lines[0][1])
+    positions = _header(table, lines[0][0], header, problems)
+    if positions is None:
+        return []
+    width = len(header)
+    return [
+        row for n, line in lines[1:] if (row := _row(table, positions, width, n, line, problems))
+    ]
+
+
+def _content_lines(directory: Path, table: Table, problems: list[str]) -> list[tuple[int, str]]:
+    """(line number, text) of the lines that are neither blank nor comments."""
     path = directory / table.name
     if not path.is_file():
         if table.required:
@@ -122,18 +129,9 @@ def read_table(directory: Path, table: Table, problems: list[str]) -> list[Row]:
         problems.append(f"{table.name}: cannot be read ({e})")
         return []
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if _is_content(line)]
-    if not lines:
-        if table.required:
-            problems.append(f"{table.name}: no header row ({', '.join(table.columns)})")
-        return []
-    header = _split(lines[0][1])
-    positions = _header(table, lines[0][0], header, problems)
-    if positions is None:
-        return []
-    width = len(header)
-    return [
-        row for n, line in lines[1:] if (row := _row(table, positions, width, n, line, problems))
-    ]
+    if not lines and table.required:
+        problems.append(f"{table.name}: no header row ({', '.join(table.columns)})")
+    return lines
 
 
 def _is_content(line: str) -> bool:

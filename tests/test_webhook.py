@@ -25,8 +25,11 @@ class TestHandshake:
         """hub.mode=subscribe and the right verify token -> 200 with exactly the challenge."""
         reply = client.get(
             "/webhook",
-            query_string={"hub.mode": "subscribe", "hub.verify_token": VERIFY,
-                          "hub.challenge": "1158201444"},
+            query_string={
+                "hub.mode": "subscribe",
+                "hub.verify_token": VERIFY,
+                "hub.challenge": "1158201444",
+            },
         )
         assert reply.status_code == 200
         assert reply.data == b"1158201444"
@@ -101,8 +104,15 @@ class TestLimits:
 
     @pytest.mark.parametrize(
         "body",
-        [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe{}", b"[" * 5000 + b"]" * 5000,
-         b'{"a":' * 100 + b"1" + b"}" * 100, b'{"n": ' + b"9" * 5000 + b"}"],
+        [
+            b"not json",
+            b"[1, 2]",
+            b'"text"',
+            b"\xff\xfe{}",
+            b"[" * 5000 + b"]" * 5000,
+            b'{"a":' * 100 + b"1" + b"}" * 100,
+            b'{"n": ' + b"9" * 5000 + b"}",
+        ],
         ids=["text", "array", "string", "bad-utf8", "deep-array", "deep-object", "huge-int"],
     )
     def test_signed_body_that_is_not_a_json_object_is_400(
@@ -122,12 +132,34 @@ class TestOtherWebhooks:
     @pytest.mark.parametrize(
         "doc",
         [
-            {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
-                {"field": "message_template_status_update",
-                 "value": {"event": "APPROVED", "message_template_id": 1}}]}]},
-            {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
-                {"field": "account_update", "value": {"event": "VOLUME_BASED_PRICING_TIER_UPDATE"}}
-            ]}]},
+            {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {
+                        "id": "1",
+                        "changes": [
+                            {
+                                "field": "message_template_status_update",
+                                "value": {"event": "APPROVED", "message_template_id": 1},
+                            }
+                        ],
+                    }
+                ],
+            },
+            {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {
+                        "id": "1",
+                        "changes": [
+                            {
+                                "field": "account_update",
+                                "value": {"event": "VOLUME_BASED_PRICING_TIER_UPDATE"},
+                            }
+                        ],
+                    }
+                ],
+            },
             {"object": "page", "entry": [{"id": "1", "changes": [{"field": "messages"}]}]},
             {"object": "whatsapp_business_account"},
         ],
@@ -143,8 +175,9 @@ class TestOtherWebhooks:
 
 def test_redis_unreachable_is_503(environ: dict[str, str]) -> None:
     """When the body cannot be stored Meta must retry: answer 503, never 200."""
-    settings = load_settings({**environ, "REDIS_URL": "redis://127.0.0.1:1/0",
-                              "REDIS_TIMEOUT_SECONDS": "0.2"})
+    settings = load_settings(
+        {**environ, "REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_TIMEOUT_SECONDS": "0.2"}
+    )
     ctx = build_context(settings)
     app = create_app(ctx=ctx)
     reply = app.test_client().post("/webhook", data=GOOD, headers=signed_headers(GOOD))

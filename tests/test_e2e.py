@@ -1,0 +1,191 @@
+"""End to end on real parts: gunicorn serving the app, RQ worker processes, a real Redis.
+
+Signed webhooks go over HTTP; records and usage come back through the API and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from processor.context import Context
+from tests import payloads as p
+from tests.conftest import TOKEN, signed_headers
+
+pytestmark = pytest.mark.e2e
+T0 = 1_751_400_000  # 2025-07-01T20:00Z, pmp-2025-07
+H = 3_600
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        time.sleep(every)
+
+
+@pytest.fixture
+def processes(environ: dict[str, str], ctx: Context) -> Iterator[str]:
+    env = {**os.environ, **environ, "JANITOR_INTERVAL_SECONDS": "0.5"}
+    port = free_port()
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "2",
+            "processor.web:create_app()",
+        ],
+        env=env,
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "processor.cli", "worker"], env=env)
+        for _ in range(2)
+    ]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(base), timeout=30)
+        yield base
+    finally:
+        for proc in [web, *workers]:
+            proc.terminate()
+        for proc in [web, *workers]:
+            proc.wait(timeout=15)
+
+
+def _up(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def post(base: str, doc: dict[str, Any]) -> int:
+    body = p.raw(doc)
+    return requests.post(
+        f"{base}/webhook", data=body, headers=signed_headers(body), timeout=5
+    ).status_code
+
+
+def api(base: str, path: str) -> Any:
+    reply = requests.get(f"{base}{path}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def traffic() -> list[dict[str, Any]]:
+    """A user writes in; the business answers free-form, then sends templates; one fails."""
+    user = p.USER
+    return [
+        p.body(p.change(messages=[p.inbound("wamid.in1", T0, user)])),
+        p.body(
+            p.change(
+                statuses=[
+                    p.status(
+                        "wamid.o1",
+                        "sent",
+                        T0 + 60,
+                        category="service",
+                        pricing_type="free_customer_service",
+                    ),
+                    p.status(
+                        "wamid.o1",
+                        "delivered",
+                        T0 + 62,
+                        category="service",
+                        pricing_type="free_customer_service",
+                    ),
+                ]
+            )
+        ),
+        p.body(
+            p.change(
+                statuses=[
+                    p.status("wamid.o2", "read", T0 + 2 * H + 9),
+                    p.status(
+                        "wamid.o2",
+                        "delivered",
+                        T0 + 2 * H,
+                        category="utility",
+                        pricing_type="free_customer_service",
+                    ),
+                    p.status(
+                        "wamid.o3",
+                        "delivered",
+                        T0 + 30 * H,
+                        category="utility",
+                        pricing_type="regular",
+                    ),
+                    p.status(
+                        "wamid.o4",
+                        "delivered",
+                        T0 + 31 * H,
+                        category="marketing",
+                        pricing_type="regular",
+                    ),
+                    p.status("wamid.o5", "failed", T0 + 32 * H),
+                ]
+            )
+        ),
+    ]
+
+
+def test_signed_webhooks_over_http_become_records_and_usage(
+    processes: str, environ: dict[str, str]
+) -> None:
+    base = processes
+    bodies = traffic()
+    for doc in bodies:
+        assert post(base, doc) == 200
+    assert post(base, bodies[2]) == 200  # Meta redelivers a body
+    month = f"/v1/records?waba_id={p.WABA}&month=2025-07"
+    records = wait_for(lambda: len(api(base, month)["records"]) == 4 and api(base, month))
+    by_wamid = {r["wamid"]: r for r in records["records"]}
+    assert set(by_wamid) == {"wamid.o1", "wamid.o2", "wamid.o3", "wamid.o4"}
+    assert by_wamid["wamid.o2"]["free_reason"] == "free_customer_service"
+    assert by_wamid["wamid.o3"]["billable"] is True
+    assert by_wamid["wamid.o4"]["category"] == "marketing"
+    usage = api(base, f"/v1/usage?waba_id={p.WABA}&month=2025-07")
+    assert usage["units"] == 4
+    billable = {(line["category"], line["billable"]): line for line in usage["lines"]}
+    assert billable[("utility", True)]["count"] == 1
+    assert billable[("marketing", True)]["count"] == 1
+    assert usage["total_cost"] == str(sum_decimal(line["cost"] for line in usage["lines"]))
+    report = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "report", "--waba", p.WABA, "--month", "2025-07"],
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "marketing" in report.stdout and usage["total_cost"] in report.stdout
+    metrics = requests.get(f"{base}/metrics", timeout=5).text
+    assert 'wa_billing_events_total{outcome="duplicate"} 5.0' in metrics
+
+
+def sum_decimal(values: Any) -> Any:
+    from decimal import Decimal
+
+    return sum((Decimal(v) for v in values), Decimal(0))

@@ -1,0 +1,113 @@
+"""The command line: replay (through the same inbox and workers), report, export, archive."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from processor.cli import main
+from processor.context import Context
+from tests import payloads as p
+
+T0 = 1_762_000_000  # 2025-11-01, pmp-2025-07
+
+
+def doc(n: int, t: int = T0) -> dict[str, Any]:
+    user = f"5511{n:09d}"
+    return p.body(
+        p.change(
+            statuses=[
+                p.status(
+                    f"wamid.{n}",
+                    "delivered",
+                    t + n,
+                    user=user,
+                    category="marketing",
+                    pricing_type="regular",
+                ),
+            ]
+        )
+    )
+
+
+def run(environ: dict[str, str], *args: str) -> Any:
+    result = CliRunner().invoke(main, list(args), env=environ, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def replayed(environ: dict[str, str], ctx: Context, tmp_path: Path) -> Path:
+    lines = tmp_path / "bodies.jsonl"
+    lines.write_text("".join(json.dumps({"body": json.dumps(doc(n))}) + "\n" for n in range(5)))
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps(doc(99)))
+    run(environ, "replay", str(lines), str(single))
+    return tmp_path
+
+
+def test_replay_processes_jsonl_and_json_files(replayed: Path, ctx: Context) -> None:
+    assert ctx.queries.record_count(p.WABA, "2025-11") == 6
+
+
+def test_replaying_twice_changes_nothing(
+    replayed: Path, environ: dict[str, str], ctx: Context
+) -> None:
+    before = ctx.queries.usage(p.WABA, "2025-11", "USD")
+    run(environ, "replay", str(replayed / "bodies.jsonl"))
+    assert ctx.queries.usage(p.WABA, "2025-11", "USD") == before
+
+
+def test_replay_names_the_bad_line(environ: dict[str, str], ctx: Context, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"body": "{}"}\n{"nobody": 1}\n')
+    result = CliRunner().invoke(main, ["replay", str(bad)], env=environ)
+    assert result.exit_code != 0
+    assert "bad.jsonl:2" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_report_formats(replayed: Path, environ: dict[str, str], fmt: str) -> None:
+    out = run(environ, "report", "--waba", p.WABA, "--month", "2025-11", "--format", fmt).output
+    if fmt == "json":
+        assert json.loads(out)["units"] == 6
+    elif fmt == "csv":
+        [row] = list(csv.DictReader(io.StringIO(out)))
+        assert row["count"] == "6" and row["category"] == "marketing"
+    else:
+        assert "units 6" in out and "marketing" in out
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_every_record(replayed: Path, environ: dict[str, str], fmt: str) -> None:
+    out = (
+        CliRunner()
+        .invoke(main, ["export", "--month", "2025-11", "--format", fmt], env=environ)
+        .stdout
+    )
+    if fmt == "jsonl":
+        records = [json.loads(line) for line in out.splitlines()]
+    else:
+        records = list(csv.DictReader(io.StringIO(out)))
+    assert len(records) == 6
+    assert {r["waba_id"] for r in records} == {p.WABA}
+
+
+def test_archive_exports_what_replay_takes(
+    replayed: Path, environ: dict[str, str], ctx: Context
+) -> None:
+    out = CliRunner().invoke(main, ["archive", "--since", "2000-01-01"], env=environ).stdout
+    bodies = [json.loads(line)["body"] for line in out.splitlines()]
+    assert len(bodies) == 6
+    assert json.loads(bodies[-1]) == doc(99)
+
+
+def test_report_rejects_a_bad_month(environ: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["report", "--waba", "1", "--month", "2025-13"], env=environ)
+    assert result.exit_code == 2 and "YYYY-MM" in result.output

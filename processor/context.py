@@ -19,7 +19,6 @@ from processor.store.quarantine import Quarantine
 from processor.store.queries import Queries
 
 DRAIN_JOB = "workers.drain.drain"
-RECORDS_RETENTION = 400 * DAY
 
 
 @dataclass
@@ -55,8 +54,7 @@ class Context:
         config = LedgerConfig(
             dedup_ttl=s.dedup_ttl_seconds,
             pair_horizon=s.pair_horizon_seconds,
-            unit_ttl=s.unit_ttl_seconds,
-            records_retention=RECORDS_RETENTION,
+            records_retention=s.records_retention_seconds,
             feed_maxlen=s.records_feed_maxlen,
         )
         return Ledger(self.redis, self.keys, self.ratebook, config)

@@ -40,7 +40,7 @@ class Settings:
     dedup_ttl_seconds: int = 8 * DAY
     archive_retention_seconds: int = 8 * DAY
     pair_horizon_seconds: int = 10 * DAY
-    unit_ttl_seconds: int = 45 * DAY
+    records_retention_seconds: int = 400 * DAY
     records_feed_maxlen: int = 1_000_000
     drain_batch_bodies: int = 200
     drain_max_seconds: float = 10.0
@@ -149,7 +149,9 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
             "ARCHIVE_RETENTION_DAYS", 8 * DAY, _days, "a number of days"
         ),
         pair_horizon_seconds=r.typed("PAIR_HORIZON_DAYS", 10 * DAY, _days, "a number of days"),
-        unit_ttl_seconds=r.typed("UNIT_TTL_DAYS", 45 * DAY, _days, "a number of days"),
+        records_retention_seconds=r.typed(
+            "RECORDS_RETENTION_DAYS", 400 * DAY, _days, "a number of days"
+        ),
         records_feed_maxlen=r.typed(
             "RECORDS_FEED_MAXLEN", 1_000_000, _positive_int, "a positive integer"
         ),

@@ -182,7 +182,7 @@ def test_signed_webhooks_over_http_become_records_and_usage(
     )
     assert "marketing" in report.stdout and usage["total_cost"] in report.stdout
     metrics = requests.get(f"{base}/metrics", timeout=5).text
-    assert 'wa_billing_events_total{outcome="duplicate"} 5.0' in metrics
+    assert 'wa_billing_events_total{outcome="duplicate"} 5.0' in metrics, metrics
 
 
 def sum_decimal(values: Any) -> Any:

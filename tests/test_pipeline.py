@@ -116,7 +116,7 @@ def test_redelivered_body_is_counted_once(client: Any, ctx: Context) -> None:
     for _ in range(3):
         assert post(client, doc).status_code == 200
     totals = run_workers(ctx)
-    assert totals["duplicates"] == 6
+    assert totals["duplicates"] == 6 and totals["unchanged"] == 1  # the read adds nothing
     assert len(records(client)) == 1
     assert usage(client)["units"] == 1
 
@@ -266,6 +266,7 @@ def test_healthz_and_metrics(client: Any, ctx: Context) -> None:
     text = client.get("/metrics").data.decode()
     assert "wa_billing_webhooks_received_total 1.0" in text
     assert 'wa_billing_webhooks_rejected_total{reason="bad_signature"} 1.0' in text
-    assert 'wa_billing_events_total{outcome="applied"} 3.0' in text
+    assert 'wa_billing_events_total{outcome="applied"} 2.0' in text
+    assert 'wa_billing_events_total{outcome="unchanged"} 1.0' in text
     assert 'wa_billing_queue_depth{queue="inbox_lag"} 0.0' in text
     assert "wa_billing_processing_latency_seconds_count 1.0" in text

@@ -53,7 +53,9 @@ def drain(max_seconds: float | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + (max_seconds or settings.drain_max_seconds)
     inbox, consumer = ctx.inbox, consumer_name()
     inbox.ensure_group()
-    totals = {"bodies": 0, "events": 0, "records": 0, "duplicates": 0, "quarantined": 0}
+    totals = dict.fromkeys(
+        ("bodies", "events", "records", "duplicates", "unchanged", "quarantined"), 0
+    )
     while time.monotonic() < deadline:
         batch = settings.drain_batch_bodies
         entries = inbox.claim_stale(consumer, settings.claim_idle_seconds, batch)
@@ -109,4 +111,5 @@ def _add(
     totals["events"] += len(events)
     totals["records"] += result.records
     totals["duplicates"] += result.duplicates
+    totals["unchanged"] += result.unchanged
     totals["quarantined"] += len(rejected)

@@ -24,6 +24,7 @@ def record_batch(ctx: Context, entries: list[Entry], events: int, result: ApplyR
     pipe.hincrby(stats, "events_parsed", events)
     pipe.hincrby(stats, "events_applied", result.applied)
     pipe.hincrby(stats, "events_duplicate", result.duplicates)
+    pipe.hincrby(stats, "events_unchanged", result.unchanged)
     pipe.hincrby(stats, "records_written", result.records)
     pipe.hincrby(stats, "apply_conflicts", result.conflicts)
     buckets: Counter[str] = Counter()

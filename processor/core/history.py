@@ -18,6 +18,8 @@ PRECEDENCE = (DELIVERED, READ, PLAYED, SENT, FAILED)
 # A message charged before the history's floor keeps only {SETTLED: [charge_time]}.
 SETTLED = "x"
 # A status fact is [t, conv_id, conv_expires, origin, pricing_model, category, type, billable].
+# Spellings Meta uses for one category (billing-rules.md 3.4; meta-webhooks.md 8.5 and 8.6).
+ALIASES = {"customer_initiated": "user_initiated"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +73,9 @@ class PairHistory:
             event.timestamp,
             conv.id if conv else None,
             conv.expires_at if conv else None,
-            conv.origin if conv else None,
+            category_name(conv.origin) if conv else None,
             pricing.model if pricing else None,
-            pricing.category if pricing else None,
+            category_name(pricing.category) if pricing else None,
             pricing.type if pricing else None,
             pricing.billable if pricing else None,
         ]
@@ -116,9 +118,10 @@ class PairHistory:
         return max(times, default=0)
 
     def oldest(self) -> int:
+        """The oldest event time at or after the floor (older ones are kept on purpose)."""
         times = [v[0] for v in self.inbound.values()]
         times += [f[0] for s in self.outbound.values() if SETTLED not in s for f in s.values()]
-        return min(times, default=0)
+        return min((t for t in times if t >= self.floor), default=self.floor)
 
     def is_settled(self, wamid: str) -> bool:
         return SETTLED in self.outbound.get(wamid, {})
@@ -153,6 +156,14 @@ class PairHistory:
 
     def copy(self) -> PairHistory:
         return PairHistory.loads(self.dumps(), self.version)
+
+
+def category_name(raw: str | None) -> str | None:
+    """One spelling per category: ``authentication-international`` is ``..._international``."""
+    if raw is None:
+        return None
+    name = raw.strip().lower().replace("-", "_")
+    return ALIASES.get(name, name)
 
 
 def _merge_fact(old: list[Any], new: list[Any]) -> list[Any]:

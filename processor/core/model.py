@@ -14,7 +14,7 @@ same for any arrival order of the same events.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,8 +39,10 @@ from processor.core.policies import (
     Policy,
     PolicyBook,
 )
+from processor.core.windows import WalkState, Window
 
 META, DERIVED = "meta", "derived"
+INITIATOR_CATEGORIES = frozenset({USER_INITIATED, BUSINESS_INITIATED})
 
 # Discrepancy codes (Meta's answer kept, the model's answer differed).
 UNEXPECTED_NEW = "meta_opened_conversation_model_had_one_open"
@@ -95,58 +97,6 @@ class Evaluation:
     pending: tuple[Pending, ...]
 
 
-@dataclass(slots=True)
-class Window:
-    """An open conversation or FEP window ``[start, end)``."""
-
-    record_id: str
-    category: str
-    start: int
-    end: int
-    policy: str
-    meta_id: str | None = None
-
-    def covers(self, t: int) -> bool:
-        return self.start <= t < self.end
-
-
-@dataclass
-class WalkState:
-    csw_end: int | None = None
-    armed_at: int | None = None  # an entry-point inbound waiting for the first reply
-    fep: Window | None = None
-    open: dict[str, Window] = field(default_factory=dict)  # category -> conversation
-    meta: dict[str, Window] = field(default_factory=dict)  # Meta conversation id -> window
-
-    def csw_open(self, t: int) -> bool:
-        return self.csw_end is not None and t < self.csw_end
-
-    def any_open(self, t: int) -> Window | None:
-        covering = [w for w in self.open.values() if w.covers(t)]
-        return min(covering, key=lambda w: (w.start, w.record_id)) if covering else None
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "csw": self.csw_end,
-            "armed": self.armed_at,
-            "fep": asdict(self.fep) if self.fep else None,
-            "open": {k: asdict(w) for k, w in self.open.items()},
-            "meta": {k: asdict(w) for k, w in self.meta.items()},
-        }
-
-    @classmethod
-    def load(cls, doc: dict[str, Any] | None) -> WalkState:
-        if not doc:
-            return cls()
-        return cls(
-            csw_end=doc["csw"],
-            armed_at=doc["armed"],
-            fep=Window(**doc["fep"]) if doc["fep"] else None,
-            open={k: Window(**w) for k, w in doc["open"].items()},
-            meta={k: Window(**w) for k, w in doc["meta"].items()},
-        )
-
-
 class Walk:
     """One pass over a pair's history; collects units and pending messages."""
 
@@ -154,6 +104,7 @@ class Walk:
         self.pair, self.tz, self.book, self.state = pair, tz, book, state
         self.units: dict[str, Unit] = {}
         self.pending: list[Pending] = []
+        self.members: dict[str, str] = {}  # wamid -> record id of the unit it belongs to
 
     # -- the walk ------------------------------------------------------------------------------
 
@@ -185,7 +136,7 @@ class Walk:
             self._entry_point(policy, t, facts, model_fep, meta_fep)
             return
         discrepancy = MISSING_FEP if model_fep else None
-        if facts.category is None and facts.conv_id not in self.state.meta:
+        if _needs_category(policy, facts) and facts.conv_id not in self.state.meta:
             self.pending.append(Pending(facts.wamid, t, "category not known yet"))
         elif policy.unit == CONVERSATION:
             self._conversation(policy, t, facts, discrepancy)
@@ -204,77 +155,77 @@ class Walk:
         self, policy: Policy, t: int, facts: MessageFacts, model: bool, meta: bool | None
     ) -> None:
         discrepancy = UNEXPECTED_FEP if meta and not model else None
-        source = META if meta is not None else DERIVED
         known = self.state.meta.get(facts.conv_id) if facts.conv_id else None
         fep = self.state.fep
         active = fep if fep is not None and fep.covers(t) else None
         if policy.unit == CONVERSATION:
             joined = known or (active if facts.conv_id is None else None)
             if joined is not None:
-                self._note(joined.record_id, discrepancy)
+                self._join(facts, joined.record_id, discrepancy)
                 return
             if active is not None:
                 discrepancy = discrepancy or UNEXPECTED_NEW
-        if active is None or (policy.unit == CONVERSATION and known is None):
-            end = facts.conv_expires or t + policy.fep_hours * HOUR
-            active = Window(
-                self._rid(policy, "fep", facts), REFERRAL, t, end, policy.id, facts.conv_id
-            )
-            self.state.fep = active
-            if policy.unit == CONVERSATION:
-                self.state.open = {}
-            if facts.conv_id:
-                self.state.meta[facts.conv_id] = active
+            window: Window | None = self._open_fep(policy, t, facts)
+            source = _cbp_source(facts)
+        else:  # one unit per message; the window only tells later messages they are inside
+            window = None
+            if active is None:
+                self._open_fep(policy, t, facts)
+            source = META if meta is not None else DERIVED
+        free = FREE_ENTRY_POINT
+        self._emit(policy, facts, t, REFERRAL, window, free, None, source, discrepancy)
+
+    def _open_fep(self, policy: Policy, t: int, facts: MessageFacts) -> Window:
+        """A new FEP window from ``t``; under CBP it closes every open conversation."""
+        end = facts.conv_expires or t + policy.fep_hours * HOUR
+        window = Window(self._rid(policy, "fep", facts), REFERRAL, t, end, policy.id, facts.conv_id)
+        self.state.fep = window
         if policy.unit == CONVERSATION:
-            rid, expires = active.record_id, active.end
-        else:
-            rid, expires = self._rid(policy, "msg", facts), None
-        self._emit(
-            policy,
-            rid,
-            policy.unit,
-            REFERRAL,
-            t,
-            expires,
-            facts,
-            FREE_ENTRY_POINT,
-            None,
-            source,
-            discrepancy,
-        )
+            self.state.open = {}
+        if facts.conv_id:
+            self.state.meta[facts.conv_id] = window
+        return window
 
     # -- conversation-based pricing ------------------------------------------------------------
 
     def _conversation(
         self, policy: Policy, t: int, facts: MessageFacts, discrepancy: str | None
     ) -> None:
-        state = self.state
-        if policy.opening == INITIATOR:
-            covering = state.any_open(t)
-            model_category = USER_INITIATED if state.csw_open(t) else BUSINESS_INITIATED
-        elif facts.category in TEMPLATE_CATEGORIES:
-            category = _conversation_category(facts.category)
-            window = state.open.get(category)
-            covering = window if window is not None and window.covers(t) else None
-            model_category = category
-        else:
-            covering = state.any_open(t)
-            model_category = SERVICE if facts.category in (None, SERVICE) else facts.category
+        covering, model_category = self._covering(policy, t, facts.category)
+        meta_category = _conversation_category(facts.category) if facts.category else None
+        category = meta_category or model_category  # Meta's category wins where it is given
         if facts.conv_id is not None:
-            known = state.meta.get(facts.conv_id)
+            known = self.state.meta.get(facts.conv_id)
             if known is not None:  # Meta: this message belongs to a conversation we know
-                self._note(known.record_id, discrepancy or (None if covering else UNEXPECTED_JOIN))
+                self._join(facts, known.record_id, discrepancy or _join_code(covering))
                 return
-            category = _conversation_category(facts.category) if facts.category else model_category
             if covering is not None:
                 discrepancy = discrepancy or UNEXPECTED_NEW
             elif category != model_category:
                 discrepancy = discrepancy or CATEGORY_MISMATCH
             self._open(policy, t, facts, category, META, discrepancy)
         elif covering is not None:
-            self._note(covering.record_id, discrepancy)
+            self._join(facts, covering.record_id, discrepancy)
         else:
-            self._open(policy, t, facts, model_category, DERIVED, discrepancy)
+            if category != model_category:
+                discrepancy = discrepancy or CATEGORY_MISMATCH
+            self._open(policy, t, facts, category, DERIVED, discrepancy)
+
+    def _covering(self, policy: Policy, t: int, category: str | None) -> tuple[Window | None, str]:
+        """The open conversation a message of ``category`` joins at ``t``, and the category
+        of the conversation it would open instead."""
+        state = self.state
+        if policy.opening == INITIATOR:
+            return state.any_open(t), USER_INITIATED if state.csw_open(t) else BUSINESS_INITIATED
+        if category in TEMPLATE_CATEGORIES:
+            category = _conversation_category(category)
+            window = state.open.get(category)
+            if window is not None and window.covers(t):
+                return window, category
+            # Choice (the rule book is silent): a cbp-2022 conversation still open after
+            # 2023-06-01 keeps covering every message until it expires, as under its own era.
+            return state.any_open(t, INITIATOR_CATEGORIES), category
+        return state.any_open(t), SERVICE if category in (None, SERVICE) else category
 
     def _open(
         self,
@@ -297,9 +248,7 @@ class Walk:
         free = FREE_SERVICE if category in policy.free_categories else None
         allowance = policy.allowance_for(category)
         bucket = allowance.scope if allowance and free is None else None
-        self._emit(
-            policy, rid, CONVERSATION, category, t, end, facts, free, bucket, source, discrepancy
-        )
+        self._emit(policy, facts, t, category, window, free, bucket, source, discrepancy)
 
     # -- per-message pricing -------------------------------------------------------------------
 
@@ -308,41 +257,45 @@ class Walk:
     ) -> None:
         category = facts.category or ""
         lingering = self.state.open.get(UTILITY)
-        if (
-            category == UTILITY
-            and lingering is not None
-            and lingering.covers(t)
-            and facts.pricing_model != "PMP"
-        ):  # a CBP utility conversation opened before the switch still covers it
-            self._note(lingering.record_id, discrepancy)
-            return
+        if category == UTILITY and lingering is not None and lingering.covers(t):
+            # A CBP utility conversation opened before the switch still covers utility
+            # templates (rule book 2.4); Meta shows them as CBP.
+            if facts.pricing_model != "PMP":
+                self._join(facts, lingering.record_id, discrepancy)
+                return
+            discrepancy = discrepancy or UNEXPECTED_NEW
         if facts.pricing_model == "CBP" and facts.conv_id in self.state.meta:
-            self._note(self.state.meta[facts.conv_id].record_id, discrepancy or UNEXPECTED_JOIN)
+            self._join(
+                facts, self.state.meta[facts.conv_id].record_id, discrepancy or UNEXPECTED_JOIN
+            )
             return
         if category not in policy.categories:
             self.pending.append(Pending(facts.wamid, t, f"category {category!r} not priced"))
             return
-        model_free = self._model_free(policy, t, category)
-        free, source = model_free, DERIVED
-        meta_type = facts.pricing_type
-        allowance = policy.allowance_for(category)
-        if meta_type in ("regular", FREE_CUSTOMER_SERVICE) and allowance is None:
-            source = META
-            meta_free = FREE_CUSTOMER_SERVICE if meta_type == FREE_CUSTOMER_SERVICE else None
-            if (meta_free is None) != (model_free is None):
-                discrepancy = discrepancy or (UNEXPECTED_FREE if meta_free else UNEXPECTED_CHARGE)
-            free = meta_free
-        elif meta_type is not None:
-            source = META
+        free, source, discrepancy = self._message_free(policy, t, facts, category, discrepancy)
         bucket = None
+        allowance = policy.allowance_for(category)
         if free is None and allowance is not None:
             bucket = allowance.scope
         elif free is None and category in policy.tiered_categories:
             bucket = VOLUME_TIER
-        rid = self._rid(policy, "msg", facts)
-        self._emit(
-            policy, rid, MESSAGE, category, t, None, facts, free, bucket, source, discrepancy
-        )
+        self._emit(policy, facts, t, category, None, free, bucket, source, discrepancy)
+
+    def _message_free(
+        self, policy: Policy, t: int, facts: MessageFacts, category: str, discrepancy: str | None
+    ) -> tuple[str | None, str, str | None]:
+        """Free reason, source and discrepancy of a PMP message: ``pricing.type`` wins, except
+        where an allowance applies (the allowance is the processor's own work)."""
+        model_free = self._model_free(policy, t, category)
+        meta_type = facts.pricing_type
+        if meta_type is None:
+            return model_free, DERIVED, discrepancy
+        if meta_type not in ("regular", FREE_CUSTOMER_SERVICE) or policy.allowance_for(category):
+            return model_free, META, discrepancy
+        meta_free = FREE_CUSTOMER_SERVICE if meta_type == FREE_CUSTOMER_SERVICE else None
+        if (meta_free is None) != (model_free is None):
+            discrepancy = discrepancy or (UNEXPECTED_FREE if meta_free else UNEXPECTED_CHARGE)
+        return meta_free, META, discrepancy
 
     def _model_free(self, policy: Policy, t: int, category: str) -> str | None:
         if category in policy.free_categories:
@@ -364,20 +317,21 @@ class Walk:
     def _emit(
         self,
         policy: Policy,
-        rid: str,
-        kind: str,
-        category: str,
-        t: int,
-        expires: int | None,
         facts: MessageFacts,
+        t: int,
+        category: str,
+        window: Window | None,  # the conversation (CBP); None: the message is the unit (PMP)
         free: str | None,
         bucket: str | None,
         source: str,
         discrepancy: str | None,
     ) -> None:
+        rid = window.record_id if window else self._rid(policy, "msg", facts)
+        expires = window.end if window else None
+        self.members[facts.wamid] = rid
         self.units[rid] = Unit(
             record_id=rid,
-            kind=kind,
+            kind=policy.unit,
             policy=policy.id,
             pricing_model=policy.pricing_model,
             category=category,
@@ -391,8 +345,9 @@ class Walk:
             discrepancy=discrepancy,
         )
 
-    def _note(self, rid: str, discrepancy: str | None) -> None:
-        """Attach a discrepancy seen on a later message to the unit it belongs to."""
+    def _join(self, facts: MessageFacts, rid: str, discrepancy: str | None) -> None:
+        """``facts`` belongs to the unit ``rid``; a discrepancy it shows is noted on that unit."""
+        self.members[facts.wamid] = rid
         unit = self.units.get(rid)
         if discrepancy is None or unit is None:
             return
@@ -422,6 +377,20 @@ def _meta_says_fep(policy: Policy, facts: MessageFacts) -> bool | None:
     return False if facts.category is not None else None
 
 
+def _needs_category(policy: Policy, facts: MessageFacts) -> bool:
+    """Whether the message's category must be known to judge it (cbp-2022 decides by the CSW)."""
+    return facts.category is None and policy.opening != INITIATOR
+
+
+def _cbp_source(facts: MessageFacts) -> str:
+    """A CBP unit is Meta's when Meta named its conversation; otherwise the model bounded it."""
+    return META if facts.conv_id else DERIVED
+
+
+def _join_code(covering: Window | None) -> str | None:
+    return None if covering is not None else UNEXPECTED_JOIN
+
+
 def _conversation_category(category: str) -> str:
     return "marketing" if category == MARKETING_LITE else category
 
@@ -445,7 +414,8 @@ def trim(
     """Forget events before ``cutoff``, keeping the window state they leave behind.
 
     Messages charged before ``cutoff`` leave a stub (their charge time) for ``settled_keep``
-    seconds, so that a late ``read`` of a message delivered long ago charges nothing again.
+    seconds, so that a late ``read`` of a message delivered long ago charges nothing again;
+    messages not delivered yet (and not failed) are kept that long too.
     """
     walk = Walk(pair, tz, book, WalkState.load(history.base))
     walk.run(history, until=cutoff)
@@ -455,14 +425,16 @@ def trim(
     history.inbound = {k: v for k, v in history.inbound.items() if v[0] >= cutoff}
     outbound: dict[str, dict[str, list[Any]]] = {}
     for wamid, statuses in history.outbound.items():
-        charged = history.facts(wamid).charge_time
-        if charged is None:
-            if max(f[0] for f in statuses.values()) >= cutoff:
+        facts = history.facts(wamid)
+        if facts.charge_time is None:
+            # Meta may deliver days after ``sent`` (which alone carries the expiry): keep it.
+            keep_from = cutoff if facts.failed else cutoff - settled_keep
+            if max(f[0] for f in statuses.values()) >= keep_from:
                 outbound[wamid] = statuses
-        elif charged >= cutoff:
+        elif facts.charge_time >= cutoff:
             outbound[wamid] = statuses
-        elif charged >= cutoff - settled_keep:
-            outbound[wamid] = {SETTLED: [charged]}
+        elif facts.charge_time >= cutoff - settled_keep:
+            outbound[wamid] = {SETTLED: [facts.charge_time]}
     history.outbound = outbound
     history.units = {k: v for k, v in history.units.items() if v[1] >= cutoff}
     history.floor = max(history.floor, cutoff)

@@ -5,10 +5,10 @@ Key                                    Type    Lifetime
 {p}:drain:ticket                       string  "a drain job is queued" (seconds)
 {p}:c:{digest}                         string  claim of an applied event (DEDUP_TTL_DAYS)
 {p}:pair:{phone_number_id}:{user_id}   hash    window history of a pair (PAIR_HORIZON_DAYS idle)
-{p}:u:{record_id}                      string  booking state of a unit (UNIT_TTL_DAYS)
 {p}:rec:{waba_id}:{month}              hash    record_id -> latest record (RECORDS_RETENTION_DAYS)
 {p}:usage:{waba_id}:{month}            hash    usage line -> unit count (RECORDS_RETENTION_DAYS)
-{p}:b:{scope}:...:{month}              zset    ordered units of an allowance / tier bucket,
+{p}:b:{scope}:...:{month}              zset    ordered units of an allowance / tier bucket
+                                               (members "wamid|waba_id|month|record_id"),
 {p}:b:...:{month}:t                    string  and its tier table (month end + horizon)
 {p}:records                            stream  every record version (RECORDS_FEED_MAXLEN)
 {p}:months                             set     "waba_id|month" pairs that have records
@@ -54,17 +54,18 @@ class Keys:
         return self._k("pair", pair.phone_number_id, pair.user_id)
 
     @property
-    def unit_prefix(self) -> str:
-        return self._k("u", "")
-
-    def unit(self, record_id: str) -> str:
-        return self.unit_prefix + record_id
+    def records_prefix(self) -> str:
+        return self._k("rec", "")
 
     def records(self, waba_id: str, month: str) -> str:
-        return self._k("rec", waba_id, month)
+        return f"{self.records_prefix}{waba_id}:{month}"
+
+    @property
+    def usage_prefix(self) -> str:
+        return self._k("usage", "")
 
     def usage(self, waba_id: str, month: str) -> str:
-        return self._k("usage", waba_id, month)
+        return f"{self.usage_prefix}{waba_id}:{month}"
 
     def bucket(self, *scope: str) -> str:
         return self._k("b", *scope)

@@ -23,37 +23,37 @@ from processor.core.model import Evaluation, evaluate, trim
 from processor.core.policies import PolicyBook
 from processor.core.rating import RateBook
 from processor.store.keys import Keys
-from processor.store.ops import OpBuilder, Retention
+from processor.store.ops import OpBuilder
 
 log = logging.getLogger(__name__)
 DAY = 86_400
 MAX_ROUNDS = 20
 DUPLICATE, CONFLICT, APPLIED = 0, 1, 2
+UNCHANGED = "unchanged"
+SCRIPT = resources.files("processor.store").joinpath("lua/apply.lua")
 
 
 @dataclass(frozen=True)
 class LedgerConfig:
     dedup_ttl: int
     pair_horizon: int
-    unit_ttl: int
     records_retention: int
     feed_maxlen: int
+
+    @property
+    def bucket_ttl(self) -> int:
+        """Buckets live while late events for their month can still come."""
+        return 32 * DAY + self.pair_horizon
 
 
 @dataclass
 class ApplyResult:
     applied: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # redeliveries
+    unchanged: int = 0  # new, but adding nothing the rules read (a read after delivered...)
     records: int = 0
     conflicts: int = 0
     rejected: list[tuple[Event, str]] = field(default_factory=list)
-
-    def add(self, other: ApplyResult) -> None:
-        self.applied += other.applied
-        self.duplicates += other.duplicates
-        self.records += other.records
-        self.conflicts += other.conflicts
-        self.rejected.extend(other.rejected)
 
 
 @dataclass
@@ -61,6 +61,7 @@ class _Call:
     event: Event
     keys: list[str]
     args: list[Any]
+    months: set[str]
 
 
 class Ledger:
@@ -69,10 +70,9 @@ class Ledger:
     ) -> None:
         self.redis, self.keys, self.ratebook, self.config = client, keys, ratebook, config
         self.book = PolicyBook()
-        keep = Retention(config.unit_ttl, config.pair_horizon, config.records_retention)
-        self.ops = OpBuilder(keys, ratebook, self.book, keep)
-        source = resources.files("processor.store").joinpath("lua/apply.lua").read_text()
-        self.script = client.register_script(source)
+        self.ops = OpBuilder(keys, ratebook, self.book)
+        self.source = SCRIPT.read_text()
+        self.sha = ""
 
     # -- applying ------------------------------------------------------------------------------
 
@@ -117,7 +117,9 @@ class Ledger:
                 log.exception("deciding event %s failed", _ident(event))
                 result.rejected.append((event, f"internal error: {exc.__class__.__name__}"))
                 continue
-            if isinstance(call, str):
+            if call is UNCHANGED:
+                result.unchanged += 1
+            elif isinstance(call, str):
                 result.rejected.append((event, call))
             elif call is None:
                 result.duplicates += 1
@@ -126,73 +128,115 @@ class Ledger:
         return calls
 
     def _decide(self, pair: Pair, history: PairHistory, event: Event) -> _Call | str | None:
+        """The apply call for ``event``; None when it changes nothing; a reason to reject it."""
         settled = isinstance(event, Status) and history.is_settled(event.wamid)
         if event.timestamp < history.floor and not settled:
             return "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
-        version = history.version
-        if not history.merge(event):
-            return None
+        changed = _merge(history, event)
+        if changed is not True:
+            return changed
         tz = self.ratebook.waba(pair.waba_id).timezone
         newest = history.newest()
         if newest - history.oldest() > self.config.pair_horizon + DAY:
             trim(pair, history, newest - self.config.pair_horizon, tz, self.book)
         evaluation = evaluate(pair, history, tz, self.book)
-        unit_ops = self._unit_ops(pair, history, evaluation)
+        unit_ops, months = self._unit_ops(pair, history, evaluation)
         history.pending, pending_ops = self.ops.pending_ops(
             pair, history.pending, evaluation.pending
         )
-        history.version = secrets.token_hex(8)
-        cfg = self.config
+        expected, history.version = history.version, secrets.token_hex(8)
+        cfg, keys = self.config, self.keys
         args: list[Any] = [
-            version,
+            expected,
             history.version,
             history.dumps(),
             cfg.dedup_ttl,
             cfg.pair_horizon,
             cfg.feed_maxlen,
-            self.keys.unit_prefix,
+            keys.records_prefix,
+            keys.usage_prefix,
+            cfg.bucket_ttl,
             len(unit_ops),
             *unit_ops,
             *pending_ops,
         ]
-        keys = [self.keys.claim(event.claim_id), self.keys.pair(pair), self.keys.feed]
-        return _Call(event, keys, args)
+        call_keys = [keys.claim(event.claim_id), keys.pair(pair), keys.feed]
+        return _Call(event, call_keys, args, {f"{pair.waba_id}|{m}" for m in months})
 
-    def _unit_ops(self, pair: Pair, history: PairHistory, evaluation: Evaluation) -> list[str]:
-        ops = []
-        now = {}
+    def _unit_ops(
+        self, pair: Pair, history: PairHistory, evaluation: Evaluation
+    ) -> tuple[list[str], set[str]]:
+        ops, months = [], set()
+        now: dict[str, list[Any]] = {}
         for unit in evaluation.units:
             signature = unit.signature()
-            now[unit.record_id] = [signature, unit.charge_time]
-            if history.units.get(unit.record_id, [None])[0] != signature:
-                ops.append(self.ops.put(pair, unit))
-        ops.extend(self.ops.void(rid) for rid in history.units.keys() - now.keys())
+            stored = history.units.get(unit.record_id)
+            if stored is not None and stored[0] == signature:
+                now[unit.record_id] = stored
+                continue
+            op, month = self.ops.put(pair, unit, stored[2] if stored else None)
+            ops.append(op)
+            months.add(month)
+            now[unit.record_id] = [signature, unit.charge_time, month]
+        for rid in history.units.keys() - now.keys():
+            ops.append(self.ops.void(pair, rid, history.units[rid][2]))
         history.units = now
-        return ops
+        return ops, months
 
     def _run(self, calls: list[_Call], result: ApplyResult) -> list[Event]:
         if not calls:
             return []
+        if not self.sha:
+            self.sha = self.redis.script_load(self.source)
         pipe = self.redis.pipeline(transaction=False)
         for call in calls:
-            self.script(keys=call.keys, args=call.args, client=pipe)
+            pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
+        months = set().union(*(c.months for c in calls))
+        self._keep(pipe, months)
+        replies = pipe.execute(raise_on_error=False)
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+            self.sha = ""  # Redis restarted or flushed its scripts: decide again, load again
+            return [c.event for c in calls]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return self._outcomes(calls, replies, result)
+
+    def _keep(self, pipe: Any, months: set[str]) -> None:
+        """Refresh the lifetime of the months written to, and list them."""
+        for waba_month in months:
+            waba, month = waba_month.split("|")
+            pipe.expire(self.keys.records(waba, month), self.config.records_retention)
+            pipe.expire(self.keys.usage(waba, month), self.config.records_retention)
+            pipe.sadd(self.keys.months, waba_month)
+
+    def _outcomes(self, calls: list[_Call], replies: list[Any], result: ApplyResult) -> list[Event]:
         retry: list[Event] = []
         conflicted: set[Pair] = set()
-        for call, reply in zip(calls, pipe.execute(), strict=True):
+        for call, reply in zip(calls, replies, strict=False):
             code = int(reply[0])
-            if call.event.pair in conflicted or code == CONFLICT:
-                conflicted.add(call.event.pair)
-                if code != DUPLICATE:
-                    retry.append(call.event)
-                    result.conflicts += code == CONFLICT
-                else:
-                    result.duplicates += 1
-            elif code == DUPLICATE:
+            if code == DUPLICATE:
                 result.duplicates += 1
+            elif code == CONFLICT or call.event.pair in conflicted:
+                conflicted.add(call.event.pair)
+                retry.append(call.event)
+                result.conflicts += 1
             else:
                 result.applied += 1
                 result.records += int(reply[1])
         return retry
+
+
+def _merge(history: PairHistory, event: Event) -> bool | str | None:
+    """Merge ``event``: True if it changed what the rules read; None for a redelivery;
+    UNCHANGED for a new status that adds nothing (a ``read`` after ``delivered``...)."""
+    known = isinstance(event, Status) and event.wamid in history.outbound
+    before = history.facts(event.wamid) if known else None
+    if not history.merge(event):
+        return None
+    if known and history.facts(event.wamid) == before:
+        return UNCHANGED
+    return True
 
 
 def _ident(event: Event) -> str:

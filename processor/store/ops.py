@@ -1,4 +1,4 @@
-"""Units -> the operations the apply script performs (record fields, bucket, tiers, keys).
+"""Units -> the operations the apply script performs (record fields, bucket, tiers).
 
 No I/O here: the ledger sends these operations to Redis.
 """
@@ -6,10 +6,7 @@ No I/O here: the ledger sends these operations to Redis.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,16 +23,8 @@ from processor.core.policies import (
 from processor.core.rating import RateBook, Rating
 from processor.store.keys import Keys
 
-DAY = 86_400
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How long the booking side keeps what it writes (seconds)."""
-
-    unit: int
-    horizon: int
-    records: int
+# Record fields that say where a unit is booked; kept in Redis, not shown to users.
+INTERNAL_FIELDS = ("rule_free_reason", "bucket", "member", "score")
 
 
 def iso(timestamp: int | None) -> str | None:
@@ -48,54 +37,34 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _dump(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
 class OpBuilder:
     """Builds apply-script operations for the units and pending messages of one pair."""
 
-    def __init__(
-        self,
-        keys: Keys,
-        ratebook: RateBook,
-        book: PolicyBook,
-        keep: Retention,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.keys, self.ratebook, self.book, self.keep = keys, ratebook, book, keep
-        self.clock = clock  # only for key lifetimes; billing decisions never read it
+    def __init__(self, keys: Keys, ratebook: RateBook, book: PolicyBook) -> None:
+        self.keys, self.ratebook, self.book = keys, ratebook, book
 
-    def put(self, pair: Pair, unit: Unit) -> str:
+    def put(self, pair: Pair, unit: Unit, old_month: str | None) -> tuple[str, str]:
+        """The op for a new or changed unit, and the billing month it lands in."""
         waba = self.ratebook.waba(pair.waba_id)
         rating = self.ratebook.rate_unit(unit, pair.waba_id, pair.user_id)
         month = local_month(unit.charge_time, waba.timezone)
         bucket, tiers = self._bucket(pair, unit, rating, waba.portfolio_id, month)
-        month_end = _month_end(unit.charge_time, waba.timezone)
-        op = {
-            "action": "put",
-            "rec": self.record(pair, unit, rating, month),
-            "keys": {
-                "unit": self.keys.unit(unit.record_id),
-                "records": self.keys.records(pair.waba_id, month),
-                "usage": self.keys.usage(pair.waba_id, month),
-                "bucket": bucket,
-                "index": self.keys.months,
-            },
-            "member": f"{unit.wamid}|{unit.record_id}",
-            "score": unit.charge_time,
-            "tiers": tiers,
-            "ttl": {
-                "unit": self.keep.unit,
-                "bucket": self._ttl(month_end + self.keep.horizon + DAY, self.keep.horizon),
-                "keep": self._ttl(month_end + self.keep.records, self.keep.records),
-            },
-        }
-        return json.dumps(op, separators=(",", ":"))
+        rec = self.record(pair, unit, rating, month)
+        rec["bucket"] = bucket
+        rec["member"] = f"{unit.wamid}|{pair.waba_id}|{month}|{unit.record_id}"
+        rec["score"] = unit.charge_time
+        op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
+        return _dump({**op, "rec": rec, "tiers": tiers}), month
 
-    def _ttl(self, until: int, at_least: int) -> int:
-        """Seconds from now until ``until``; replayed old months still get ``at_least``."""
-        return max(int(until - self.clock()), at_least)
+    def void(self, pair: Pair, record_id: str, old_month: str | None) -> str:
+        return _dump({"action": "void", "rid": record_id, "old": self._old(pair, old_month)})
 
-    def void(self, record_id: str) -> str:
-        op = {"action": "void", "keys": {"unit": self.keys.unit(record_id)}}
-        return json.dumps(op, separators=(",", ":"))
+    def _old(self, pair: Pair, month: str | None) -> str:
+        return self.keys.records(pair.waba_id, month) if month else ""
 
     def record(self, pair: Pair, unit: Unit, rating: Rating, month: str) -> dict[str, Any]:
         """The record's fields; billable, free_reason, rate, cost and tier are set in Redis."""
@@ -156,13 +125,13 @@ class OpBuilder:
         now = {p.wamid: [p.charge_time, p.reason] for p in after}
         key = self.keys.pending(pair.waba_id)
         ops = []
-        for wamid in before.keys() | now.keys():
+        for wamid in sorted(before.keys() | now.keys()):
             if before.get(wamid) == now.get(wamid):
                 continue
             field = f"{pair.phone_number_id}|{pair.user_id}|{wamid}"
             value = None
             if wamid in now:
-                value = json.dumps(
+                value = _dump(
                     {
                         "waba_id": pair.waba_id,
                         "phone_number_id": pair.phone_number_id,
@@ -172,12 +141,5 @@ class OpBuilder:
                         "reason": now[wamid][1],
                     }
                 )
-            ops.append(json.dumps({"key": key, "field": field, "value": value}))
+            ops.append(_dump({"key": key, "field": field, "value": value}))
         return now, ops
-
-
-def _month_end(timestamp: int, tz: Any) -> int:
-    local = datetime.fromtimestamp(timestamp, tz)
-    first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return int(following.timestamp())

@@ -10,8 +10,8 @@ from typing import Any
 import redis
 
 from processor.store.keys import Keys
+from processor.store.ops import INTERNAL_FIELDS
 
-INTERNAL_FIELDS = ("rule_free_reason",)
 USAGE_LINE_FIELDS = (
     "category",
     "market",

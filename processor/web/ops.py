@@ -113,6 +113,7 @@ def _event_counters(stats: dict[str, int]) -> Iterator[Metric]:
     for outcome, name in (
         ("applied", "events_applied"),
         ("duplicate", "events_duplicate"),
+        ("unchanged", "events_unchanged"),
         ("quarantined", "events_quarantined"),
     ):
         events.add_metric([outcome], stats.get(name, 0))

@@ -2,16 +2,17 @@
 
 Claims the event, checks that the pair state it was decided on is still current, writes the
 new pair state, then books every unit the event created, changed or voided: its place in an
-ordered bucket (free allowance or volume tiers), its money, the usage counters, the month's
+ordered bucket (free allowance or volume tiers), its money, the usage counter, the month's
 record hash and a record version on the feed stream.
 
-Units that a shift moves across a tier boundary are repriced here too (a correction: the same
-record_id with a higher version). Their keys come from the bucket member (".. | record_id"),
-the unit key prefix below, and the keys the unit stored when it was booked; all key names are
-made by Python's keys module.
+A unit that a shift moves across a tier or allowance boundary is repriced here too (a
+correction: the same record_id, a higher version). Bucket members are
+"<wamid>|<waba_id>|<month>|<record_id>", so that its record is found from the member; record
+and usage keys are the prefixes below followed by "<waba_id>:<month>" (the keys module in
+Python makes the prefixes; nothing else about key names lives here).
 
 KEYS[1]  claim key of the event                 (SET EX; existence = already applied)
-KEYS[2]  pair state hash {v = version, h = history JSON}
+KEYS[2]  pair state hash {v = version token, h = history JSON}
 KEYS[3]  records feed stream (every record version, for downstream consumers)
 ARGV[1]  expected pair version token ("" when the pair is new)
 ARGV[2]  new version token (unique per write, so that a stale decision can never match)
@@ -19,14 +20,14 @@ ARGV[3]  new history JSON
 ARGV[4]  claim TTL, seconds
 ARGV[5]  pair TTL, seconds
 ARGV[6]  feed MAXLEN (approximate trimming)
-ARGV[7]  unit key prefix (unit key = prefix .. record_id)
-ARGV[8]  number of unit operations N
-ARGV[9 .. 8+N]   unit operations, JSON each:
-           {action = "put" | "void", rec = {record fields; money is set here},
-            keys = {unit, records, usage, bucket ("" = none), index},
-            member, score, tiers = [{to, rate, billed, free, label}],
-            ttl = {unit, bucket, keep (seconds from now)}}
-ARGV[9+N ..]     pending operations, JSON each: {key, field, value (null = delete)}
+ARGV[7]  records key prefix           ARGV[8]  usage key prefix
+ARGV[9]  bucket TTL, seconds
+ARGV[10] number of unit operations N
+ARGV[11 .. 10+N]  unit operations, JSON each:
+           {action = "put" | "void", rid, old = records key of the stored version or "",
+            rec = {record fields; money is set here; bucket, member, score: its place},
+            tiers = [{to, rate, billed, free, label}]}
+ARGV[11+N ..]     pending operations, JSON each: {key, field, value (null = delete)}
 
 Returns {0} duplicate, {1, current_version} conflict, {2, record_versions_written} applied.
 ]]
@@ -42,7 +43,8 @@ redis.call('SET', KEYS[1], '1', 'EX', ARGV[4])
 redis.call('HSET', KEYS[2], 'v', ARGV[2], 'h', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 
-local feed, feed_maxlen, unit_prefix = KEYS[3], ARGV[6], ARGV[7]
+local feed, feed_maxlen = KEYS[3], ARGV[6]
+local records_prefix, usage_prefix, bucket_ttl = ARGV[7], ARGV[8], ARGV[9]
 local null = cjson.null
 local written = 0
 
@@ -54,11 +56,25 @@ local function text(v)
   return present(v) and tostring(v) or ''
 end
 
--- The usage counter a record is counted under (parsed back by Python's usage module).
+local function records_key(rec)
+  return records_prefix .. rec.waba_id .. ':' .. rec.billing_month
+end
+
+local function usage_key(rec)
+  return usage_prefix .. rec.waba_id .. ':' .. rec.billing_month
+end
+
+-- The usage counter a record is counted under (parsed back by Python's queries module).
 local function line_of(rec)
   return table.concat({rec.category, rec.market, rec.billable and '1' or '0',
     text(rec.free_reason), text(rec.tier), text(rec.rate), text(rec.billed_rate),
     rec.currency}, '|')
+end
+
+local function count(rec, delta)
+  if not rec.void then
+    redis.call('HINCRBY', usage_key(rec), line_of(rec), delta)
+  end
 end
 
 -- Money of a record placed in `tier` (a tier with `free` is a free allowance).
@@ -76,33 +92,11 @@ local function price(rec, tier)
   end
 end
 
-local function count(state, rec, delta)
-  if not rec.void then
-    redis.call('HINCRBY', state.keys.usage, line_of(rec), delta)
-  end
-end
-
-local function save(state, rec)
+local function save(rec)
   local body = cjson.encode(rec)
-  redis.call('SET', state.keys.unit, cjson.encode(state), 'EX', state.ttl.unit)
-  redis.call('HSET', state.keys.records, rec.record_id, body)
-  redis.call('EXPIRE', state.keys.records, state.ttl.keep)
-  redis.call('EXPIRE', state.keys.usage, state.ttl.keep)
+  redis.call('HSET', records_key(rec), rec.record_id, body)
   redis.call('XADD', feed, 'MAXLEN', '~', feed_maxlen, '*', 'r', body)
   written = written + 1
-end
-
-local function load(unit_key)
-  local raw = redis.call('GET', unit_key)
-  if not raw then
-    return nil, nil
-  end
-  local state = cjson.decode(raw)
-  local body = redis.call('HGET', state.keys.records, string.match(unit_key, '[%w]+$'))
-  if not body then
-    return nil, nil
-  end
-  return state, cjson.decode(body)
 end
 
 local function tier_at(tiers, position)
@@ -116,19 +110,21 @@ end
 
 -- A unit that a shift moved across a boundary gets its new money and a new version.
 local function reprice(member, tier)
-  local state, rec = load(unit_prefix .. string.match(member, '|([%w]+)$'))
-  if not state then
+  local waba, month, rid = string.match(member, '|([^|]+)|([^|]+)|([^|]+)$')
+  local body = redis.call('HGET', records_prefix .. waba .. ':' .. month, rid)
+  if not body then
     return
   end
+  local rec = cjson.decode(body)
   local before = line_of(rec)
   price(rec, tier)
   if line_of(rec) == before then
     return
   end
-  redis.call('HINCRBY', state.keys.usage, before, -1)
-  count(state, rec, 1)
+  redis.call('HINCRBY', usage_key(rec), before, -1)
+  count(rec, 1)
   rec.version = rec.version + 1
-  save(state, rec)
+  save(rec)
 end
 
 local function tiers_of(bucket)
@@ -136,17 +132,17 @@ local function tiers_of(bucket)
 end
 
 -- Take a unit out of its bucket; the units behind it move one place forward.
-local function unbook(state)
-  local bucket = state.keys.bucket
+local function unbook(rec)
+  local bucket = rec.bucket
   if bucket == '' then
     return
   end
-  local rank = redis.call('ZRANK', bucket, state.member)
+  local rank = redis.call('ZRANK', bucket, rec.member)
   if not rank then
     return
   end
   local size = redis.call('ZCARD', bucket)
-  redis.call('ZREM', bucket, state.member)
+  redis.call('ZREM', bucket, rec.member)
   local k, tiers = rank + 1, tiers_of(bucket)
   for i, tier in ipairs(tiers) do
     local b = tier.to
@@ -158,18 +154,18 @@ end
 
 -- Put a unit in its bucket (if it has one) and price it by its place; the units behind it
 -- move one place back.
-local function book(state, rec, tiers, same_place)
-  local bucket = state.keys.bucket
+local function book(rec, tiers, same_place)
+  local bucket = rec.bucket
   if bucket == '' then
     price(rec, tiers[1])
     return
   end
-  redis.call('SET', bucket .. ':t', cjson.encode(tiers), 'EX', state.ttl.bucket)
+  redis.call('SET', bucket .. ':t', cjson.encode(tiers), 'EX', bucket_ttl)
   if not same_place then
-    redis.call('ZADD', bucket, state.score, state.member)
-    redis.call('EXPIRE', bucket, state.ttl.bucket)
+    redis.call('ZADD', bucket, rec.score, rec.member)
+    redis.call('EXPIRE', bucket, bucket_ttl)
   end
-  local k = redis.call('ZRANK', bucket, state.member) + 1
+  local k = redis.call('ZRANK', bucket, rec.member) + 1
   price(rec, tiers[tier_at(tiers, k)])
   if same_place then
     return
@@ -184,42 +180,44 @@ local function book(state, rec, tiers, same_place)
 end
 
 local function apply_unit(op)
-  local old, old_rec = load(op.keys.unit)
-  local state = {keys = op.keys, member = op.member, score = op.score, ttl = op.ttl}
+  local old
+  if op.old ~= '' then
+    local body = redis.call('HGET', op.old, op.rid)
+    old = body and cjson.decode(body)
+  end
   local rec = op.rec
   local same_place = false
-  if old then
-    same_place = not old_rec.void and old.keys.bucket == state.keys.bucket
-      and old.member == state.member and tonumber(old.score) == tonumber(state.score)
+  if old and not old.void then
+    same_place = rec ~= nil and old.bucket == rec.bucket and old.member == rec.member
+      and tonumber(old.score) == tonumber(rec.score)
     if not same_place then
       unbook(old)
     end
-    count(old, old_rec, -1)
-    if old.keys.records ~= state.keys.records and op.action ~= 'void' then
-      redis.call('HDEL', old.keys.records, old_rec.record_id)  -- moved to another month
+    count(old, -1)
+    if rec ~= nil and records_key(old) ~= records_key(rec) then
+      redis.call('HDEL', records_key(old), op.rid)  -- the unit moved to another month
     end
   end
   if op.action == 'void' then
-    if not old or old_rec.void then
+    if not old or old.void then
       return
     end
-    state, rec = old, old_rec
+    rec = old
     rec.void, rec.billable, rec.cost, rec.billed_cost = true, false, '0', '0'
   else
     rec.void = false
-    book(state, rec, op.tiers, same_place)
-    count(state, rec, 1)
-    redis.call('SADD', state.keys.index, rec.waba_id .. '|' .. rec.billing_month)
+    book(rec, op.tiers, same_place)
+    count(rec, 1)
   end
-  rec.version = old and (old_rec.version + 1) or 1
-  save(state, rec)
+  rec.version = old and (old.version + 1) or 1
+  save(rec)
 end
 
-local n = tonumber(ARGV[8])
-for i = 9, 8 + n do
+local n = tonumber(ARGV[10])
+for i = 11, 10 + n do
   apply_unit(cjson.decode(ARGV[i]))
 end
-for i = 9 + n, #ARGV do
+for i = 11 + n, #ARGV do
   local op = cjson.decode(ARGV[i])
   if present(op.value) then
     redis.call('HSET', op.key, op.field, op.value)

@@ -12,7 +12,7 @@ from processor.core.policies import (
     USER_INITIATED,
     WABA_ALLOWANCE,
 )
-from tests.rules_helpers import ERA, H, delivered, inbound, only, reply, summary, units
+from tests.rules_helpers import ERA, H, delivered, inbound, only, summary, units
 
 T0 = ERA["cbp-2022"]
 
@@ -43,10 +43,10 @@ def test_only_one_conversation_is_open_at_a_time() -> None:
     """One open conversation at a time per (P, U): a user message inside a business-initiated
     conversation does not open a user-initiated one."""
     events = [
-        delivered("w1", T0, "marketing"),
+        delivered("w1", T0),
         inbound(T0 + 2 * H),
-        reply("w2", T0 + 3 * H),
-        delivered("w3", T0 + 10 * H, "utility"),
+        delivered("w2", T0 + 3 * H),
+        delivered("w3", T0 + 10 * H),
     ]
     assert summary(units(events)) == [("w1", BUSINESS_INITIATED, None, WABA_ALLOWANCE)]
 
@@ -65,7 +65,7 @@ def test_conversation_lasts_24h_from_the_delivery_that_opened_it() -> None:
 
 def test_unlimited_messages_inside_a_conversation_cost_one_unit() -> None:
     """Unlimited messages inside it, at no further charge."""
-    events = [inbound(T0)] + [reply(f"w{n}", T0 + n * 60) for n in range(1, 40)]
+    events = [inbound(T0)] + [delivered(f"w{n}", T0 + n * 60) for n in range(1, 40)]
     assert summary(units(events)) == [("w1", USER_INITIATED, None, WABA_ALLOWANCE)]
 
 
@@ -81,7 +81,7 @@ def test_both_kinds_enter_the_waba_allowance(kind: str) -> None:
 
 def test_fep_conversation_is_free_and_does_not_use_the_allowance() -> None:
     """FEP conversations are free anyway and do not use the allowance."""
-    unit = only([inbound(T0, referral=True), reply("w1", T0 + H)])
+    unit = only([inbound(T0, referral=True), delivered("w1", T0 + H)])
     assert (unit.category, unit.free_reason, unit.bucket) == (REFERRAL, FREE_ENTRY_POINT, None)
     assert unit.expires_at == T0 + H + 72 * H
 
@@ -89,12 +89,12 @@ def test_fep_conversation_is_free_and_does_not_use_the_allowance() -> None:
 def test_fep_replaces_the_open_conversation_and_nothing_opens_while_it_lasts() -> None:
     """FEP replaces any open conversation; no conversation opens while it lasts."""
     events = [
-        delivered("w1", T0, "marketing"),  # business-initiated, would last until T0 + 24h
+        delivered("w1", T0),  # business-initiated, would last until T0 + 24h
         inbound(T0 + 2 * H, referral=True),
-        reply("w2", T0 + 3 * H),  # opens the FEP until T0 + 75h
-        delivered("w3", T0 + 30 * H, "utility"),
-        delivered("w4", T0 + 75 * H - 1, "marketing"),
-        delivered("w5", T0 + 75 * H, "marketing"),  # FEP over: a new conversation
+        delivered("w2", T0 + 3 * H),  # opens the FEP until T0 + 75h
+        delivered("w3", T0 + 30 * H),
+        delivered("w4", T0 + 75 * H - 1),
+        delivered("w5", T0 + 75 * H),  # FEP over: a new conversation
     ]
     assert summary(units(events)) == [
         ("w1", BUSINESS_INITIATED, None, WABA_ALLOWANCE),
@@ -110,6 +110,13 @@ def test_metas_initiator_category_wins_over_the_model() -> None:
     assert (unit.category, unit.discrepancy) == (BUSINESS_INITIATED, CATEGORY_MISMATCH)
 
 
+def test_a_category_unknown_to_the_era_is_replaced_by_the_models_and_marked() -> None:
+    """cbp-2022 conversations are user_initiated or business_initiated: any other category
+    from Meta is a disagreement, and the model's kind is kept."""
+    unit = only([inbound(T0), delivered("w1", T0 + H, "marketing")])
+    assert (unit.category, unit.discrepancy) == (USER_INITIATED, CATEGORY_MISMATCH)
+
+
 def test_without_metas_pricing_the_kind_is_derived_from_the_csw() -> None:
     """Choice: under cbp-2022 the kind follows from the CSW alone, so a delivery without
     pricing is judged at once (source derived) instead of waiting as pending."""
@@ -119,5 +126,6 @@ def test_without_metas_pricing_the_kind_is_derived_from_the_csw() -> None:
 
 def test_metas_conversation_id_makes_the_unit_metas() -> None:
     """conversation.id identifies the CBP conversation (source meta)."""
-    unit = only([delivered("w1", T0, USER_INITIATED, conv_id="c1")])
+    unit = only([inbound(T0 - H), delivered("w1", T0, USER_INITIATED, conv_id="c1")])
+    assert unit.discrepancy is None
     assert (unit.source, unit.meta_conversation_id) == (META, "c1")

@@ -192,24 +192,20 @@ class Walk:
         self, policy: Policy, t: int, facts: MessageFacts, discrepancy: str | None
     ) -> None:
         covering, model_category = self._covering(policy, t, facts.category)
-        meta_category = _conversation_category(facts.category) if facts.category else None
-        category = meta_category or model_category  # Meta's category wins where it is given
-        if facts.conv_id is not None:
-            known = self.state.meta.get(facts.conv_id)
-            if known is not None:  # Meta: this message belongs to a conversation we know
-                self._join(facts, known.record_id, discrepancy or _join_code(covering))
-                return
+        category = _conversation_category(facts.category) if facts.category else model_category
+        if category not in policy.categories:  # not a category of this era: the model's
+            category, discrepancy = model_category, discrepancy or CATEGORY_MISMATCH
+        known = self.state.meta.get(facts.conv_id) if facts.conv_id else None
+        if known is not None:  # Meta: this message belongs to a conversation we know
+            self._join(facts, known.record_id, discrepancy or _join_code(covering))
+        elif covering is not None and facts.conv_id is None:
+            self._join(facts, covering.record_id, discrepancy)
+        else:  # a new conversation: Meta's new id, or the model's decision
             if covering is not None:
                 discrepancy = discrepancy or UNEXPECTED_NEW
             elif category != model_category:
                 discrepancy = discrepancy or CATEGORY_MISMATCH
-            self._open(policy, t, facts, category, META, discrepancy)
-        elif covering is not None:
-            self._join(facts, covering.record_id, discrepancy)
-        else:
-            if category != model_category:
-                discrepancy = discrepancy or CATEGORY_MISMATCH
-            self._open(policy, t, facts, category, DERIVED, discrepancy)
+            self._open(policy, t, facts, category, discrepancy)
 
     def _covering(self, policy: Policy, t: int, category: str | None) -> tuple[Window | None, str]:
         """The open conversation a message of ``category`` joins at ``t``, and the category
@@ -225,7 +221,7 @@ class Walk:
             # Choice (the rule book is silent): a cbp-2022 conversation still open after
             # 2023-06-01 keeps covering every message until it expires, as under its own era.
             return state.any_open(t, INITIATOR_CATEGORIES), category
-        return state.any_open(t), SERVICE if category in (None, SERVICE) else category
+        return state.any_open(t), SERVICE
 
     def _open(
         self,
@@ -233,7 +229,6 @@ class Walk:
         t: int,
         facts: MessageFacts,
         category: str,
-        source: str,
         discrepancy: str | None,
     ) -> None:
         end = facts.conv_expires if facts.conv_id and facts.conv_expires else None
@@ -248,6 +243,7 @@ class Walk:
         free = FREE_SERVICE if category in policy.free_categories else None
         allowance = policy.allowance_for(category)
         bucket = allowance.scope if allowance and free is None else None
+        source = _cbp_source(facts)
         self._emit(policy, facts, t, category, window, free, bucket, source, discrepancy)
 
     # -- per-message pricing -------------------------------------------------------------------

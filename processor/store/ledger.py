@@ -8,10 +8,11 @@ changed meanwhile by another worker (a version conflict) is decided again on fre
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any
 
@@ -19,7 +20,7 @@ import redis
 
 from processor.core.events import Event, Pair, Status
 from processor.core.history import PairHistory
-from processor.core.model import Evaluation, evaluate, trim
+from processor.core.model import Evaluation, Unit, evaluate, trim
 from processor.core.policies import PolicyBook
 from processor.core.rating import RateBook
 from processor.store.keys import Keys
@@ -30,6 +31,7 @@ DAY = 86_400
 MAX_ROUNDS = 20
 DUPLICATE, CONFLICT, APPLIED = 0, 1, 2
 UNCHANGED = "unchanged"
+UNIT_FIELDS = tuple(f.name for f in fields(Unit))
 SCRIPT = resources.files("processor.store").joinpath("lua/apply.lua")
 
 
@@ -156,9 +158,8 @@ class Ledger:
             keys.records_prefix,
             keys.usage_prefix,
             cfg.bucket_ttl,
-            len(unit_ops),
-            *unit_ops,
-            *pending_ops,
+            "[" + ",".join(unit_ops) + "]",
+            "[" + ",".join(pending_ops) + "]",
         ]
         call_keys = [keys.claim(event.claim_id), keys.pair(pair), keys.feed]
         return _Call(event, call_keys, args, {f"{pair.waba_id}|{m}" for m in months})
@@ -169,7 +170,7 @@ class Ledger:
         ops, months = [], set()
         now: dict[str, list[Any]] = {}
         for unit in evaluation.units:
-            signature = unit.signature()
+            signature = _signature(unit)
             stored = history.units.get(unit.record_id)
             if stored is not None and stored[0] == signature:
                 now[unit.record_id] = stored
@@ -237,6 +238,12 @@ def _merge(history: PairHistory, event: Event) -> bool | str | None:
     if known and history.facts(event.wamid) == before:
         return UNCHANGED
     return True
+
+
+def _signature(unit: Unit) -> str:
+    """A short digest of everything that makes up a unit (a change means a new version)."""
+    text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _ident(event: Event) -> str:

@@ -22,12 +22,11 @@ ARGV[5]  pair TTL, seconds
 ARGV[6]  feed MAXLEN (approximate trimming)
 ARGV[7]  records key prefix           ARGV[8]  usage key prefix
 ARGV[9]  bucket TTL, seconds
-ARGV[10] number of unit operations N
-ARGV[11 .. 10+N]  unit operations, JSON each:
+ARGV[10] unit operations, a JSON array of:
            {action = "put" | "void", rid, old = records key of the stored version or "",
             rec = {record fields; money is set here; bucket, member, score: its place},
             tiers = [{to, rate, billed, free, label}]}
-ARGV[11+N ..]     pending operations, JSON each: {key, field, value (null = delete)}
+ARGV[11] pending operations, a JSON array of: {key, field, value (null = delete)}
 
 Returns {0} duplicate, {1, current_version} conflict, {2, record_versions_written} applied.
 ]]
@@ -213,12 +212,10 @@ local function apply_unit(op)
   save(rec)
 end
 
-local n = tonumber(ARGV[10])
-for i = 11, 10 + n do
-  apply_unit(cjson.decode(ARGV[i]))
+for _, op in ipairs(cjson.decode(ARGV[10])) do
+  apply_unit(op)
 end
-for i = 11 + n, #ARGV do
-  local op = cjson.decode(ARGV[i])
+for _, op in ipairs(cjson.decode(ARGV[11])) do
   if present(op.value) then
     redis.call('HSET', op.key, op.field, op.value)
   else

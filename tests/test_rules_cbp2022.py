@@ -110,11 +110,20 @@ def test_metas_initiator_category_wins_over_the_model() -> None:
     assert (unit.category, unit.discrepancy) == (BUSINESS_INITIATED, CATEGORY_MISMATCH)
 
 
-def test_a_category_unknown_to_the_era_is_replaced_by_the_models_and_marked() -> None:
-    """cbp-2022 conversations are user_initiated or business_initiated: any other category
-    from Meta is a disagreement, and the model's kind is kept."""
-    unit = only([inbound(T0), delivered("w1", T0 + H, "marketing")])
-    assert (unit.category, unit.discrepancy) == (USER_INITIATED, CATEGORY_MISMATCH)
+@pytest.mark.parametrize(
+    ("conv_id", "discrepancy"),
+    [
+        pytest.param(None, None, id="template-category-only"),
+        pytest.param("c1", CATEGORY_MISMATCH, id="meta-conversation-with-foreign-category"),
+    ],
+)
+def test_a_category_foreign_to_the_era_gives_way_to_the_models_kind(
+    conv_id: str | None, discrepancy: str | None
+) -> None:
+    """cbp-2022 conversations are user_initiated or business_initiated; a template's own
+    category (marketing) does not change that, and from Meta it is a disagreement."""
+    unit = only([inbound(T0), delivered("w1", T0 + H, "marketing", conv_id=conv_id)])
+    assert (unit.category, unit.discrepancy) == (USER_INITIATED, discrepancy)
 
 
 def test_without_metas_pricing_the_kind_is_derived_from_the_csw() -> None:

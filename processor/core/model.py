@@ -193,8 +193,10 @@ class Walk:
     ) -> None:
         covering, model_category = self._covering(policy, t, facts.category)
         category = _conversation_category(facts.category) if facts.category else model_category
-        if category not in policy.categories:  # not a category of this era: the model's
-            category, discrepancy = model_category, discrepancy or CATEGORY_MISMATCH
+        if category not in policy.categories:  # e.g. a template's category under cbp-2022
+            category = model_category
+            if facts.conv_id is not None:  # Meta named an era-foreign category: keep the model's
+                discrepancy = discrepancy or CATEGORY_MISMATCH
         known = self.state.meta.get(facts.conv_id) if facts.conv_id else None
         if known is not None:  # Meta: this message belongs to a conversation we know
             self._join(facts, known.record_id, discrepancy or _join_code(covering))
@@ -370,7 +372,9 @@ def _meta_says_fep(policy: Policy, facts: MessageFacts) -> bool | None:
         return True
     if policy.unit == MESSAGE:
         return False if facts.pricing_type is not None else None
-    return False if facts.category is not None else None
+    # Under CBP Meta answers with its conversation: a category without one is only the
+    # message's own (template) category, which says nothing about an entry point.
+    return False if facts.conv_id is not None else None
 
 
 def _needs_category(policy: Policy, facts: MessageFacts) -> bool:
@@ -391,12 +395,20 @@ def _conversation_category(category: str) -> str:
     return "marketing" if category == MARKETING_LITE else category
 
 
+def walk(
+    pair: Pair, history: PairHistory, tz: ZoneInfo, book: PolicyBook, until: int | None = None
+) -> Walk:
+    """The walk over ``history`` (up to, not including, moments at ``until``), done."""
+    done = Walk(pair, tz, book, WalkState.load(history.base))
+    done.run(history, until)
+    return done
+
+
 def evaluate(pair: Pair, history: PairHistory, tz: ZoneInfo, book: PolicyBook) -> Evaluation:
     """The units and pending messages that ``history`` produces (a pure function of it)."""
-    walk = Walk(pair, tz, book, WalkState.load(history.base))
-    walk.run(history)
-    units = tuple(sorted(walk.units.values(), key=lambda u: (u.charge_time, u.record_id)))
-    return Evaluation(units, tuple(walk.pending))
+    done = walk(pair, history, tz, book)
+    units = tuple(sorted(done.units.values(), key=lambda u: (u.charge_time, u.record_id)))
+    return Evaluation(units, tuple(done.pending))
 
 
 def trim(
@@ -413,9 +425,7 @@ def trim(
     seconds, so that a late ``read`` of a message delivered long ago charges nothing again;
     messages not delivered yet (and not failed) are kept that long too.
     """
-    walk = Walk(pair, tz, book, WalkState.load(history.base))
-    walk.run(history, until=cutoff)
-    state = walk.state
+    state = walk(pair, history, tz, book, until=cutoff).state
     state.meta = {k: w for k, w in state.meta.items() if w.end > cutoff - 24 * HOUR}
     history.base = state.dump()
     history.inbound = {k: v for k, v in history.inbound.items() if v[0] >= cutoff}

@@ -68,10 +68,15 @@ class _Call:
 
 class Ledger:
     def __init__(
-        self, client: redis.Redis, keys: Keys, ratebook: RateBook, config: LedgerConfig
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        ratebook: RateBook,
+        config: LedgerConfig,
+        book: PolicyBook | None = None,
     ) -> None:
         self.redis, self.keys, self.ratebook, self.config = client, keys, ratebook, config
-        self.book = PolicyBook()
+        self.book = book or PolicyBook()
         self.ops = OpBuilder(keys, ratebook, self.book)
         self.source = SCRIPT.read_text()
         self.sha = ""

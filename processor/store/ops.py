@@ -24,7 +24,14 @@ from processor.core.rating import RateBook, Rating
 from processor.store.keys import Keys
 
 # Record fields that say where a unit is booked; kept in Redis, not shown to users.
-INTERNAL_FIELDS = ("rule_free_reason", "bucket", "member", "score")
+INTERNAL_FIELDS = (
+    "rule_free_reason",
+    "list_rate",
+    "list_billed_rate",
+    "bucket",
+    "member",
+    "score",
+)
 
 
 def iso(timestamp: int | None) -> str | None:
@@ -89,20 +96,20 @@ class OpBuilder:
             "wamid": unit.wamid,
             "discrepancy": unit.discrepancy,
             "rule_free_reason": unit.free_reason,
+            "list_rate": _money(rating.rate),
+            "list_billed_rate": _money(rating.billed_rate),
         }
 
     def _bucket(
         self, pair: Pair, unit: Unit, rating: Rating, portfolio: str, month: str
     ) -> tuple[str, list[dict[str, Any]]]:
-        rate, billed = _money(rating.rate), _money(rating.billed_rate)
-        plain = [{"to": None, "rate": rate, "billed": billed, "free": None, "label": None}]
+        plain: list[dict[str, Any]] = [{"to": None}]
         if unit.bucket in (WABA_ALLOWANCE, PHONE_ALLOWANCE):
             allowance = self.book.by_id(unit.policy).allowance
             assert allowance is not None
             scope = pair.waba_id if unit.bucket == WABA_ALLOWANCE else pair.phone_number_id
             key = self.keys.bucket(unit.bucket, scope, month)
-            free = {"to": allowance.limit, "rate": rate, "billed": billed, "free": FREE_TIER}
-            return key, [{**free, "label": None}, *plain]
+            return key, [{"to": allowance.limit, "free": FREE_TIER}, *plain]
         if unit.bucket == VOLUME_TIER and rating.tiers:
             key = self.keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category, month)
             tiers = [

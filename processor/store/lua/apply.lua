@@ -25,7 +25,7 @@ ARGV[9]  bucket TTL, seconds
 ARGV[10] unit operations, a JSON array of:
            {action = "put" | "void", rid, old = records key of the stored version or "",
             rec = {record fields; money is set here; bucket, member, score: its place},
-            tiers = [{to, rate, billed, free, label}]}
+            tiers = [{to, rate, billed, free, label}]  (rate/billed: volume tiers only)}
 ARGV[11] pending operations, a JSON array of: {key, field, value (null = delete)}
 
 Returns {0} duplicate, {1, current_version} conflict, {2, record_versions_written} applied.
@@ -76,13 +76,14 @@ local function count(rec, delta)
   end
 end
 
--- Money of a record placed in `tier` (a tier with `free` is a free allowance).
+-- Money of a record placed in `tier`: a volume tier has its own rate; an allowance place
+-- (`free`) or a plain place keeps the record's list rate.
 local function price(rec, tier)
   local free = present(tier.free) and tier.free or rec.rule_free_reason
   rec.billable = not present(free)
   rec.free_reason = present(free) and free or null
-  rec.rate = present(tier.rate) and tier.rate or null
-  rec.billed_rate = present(tier.billed) and tier.billed or null
+  rec.rate = present(tier.rate) and tier.rate or rec.list_rate
+  rec.billed_rate = present(tier.billed) and tier.billed or rec.list_billed_rate
   rec.tier = present(tier.label) and tier.label or null
   if rec.billable then
     rec.cost, rec.billed_cost = rec.rate, rec.billed_rate

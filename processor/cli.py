@@ -111,6 +111,45 @@ def archive(since: str, until: str | None, output: Any) -> None:
     click.echo(f"exported {count} bodies", err=True)
 
 
+@main.group()
+def quarantine() -> None:
+    """List quarantined bodies and events, or queue them again after a fix."""
+
+
+@quarantine.command("list")
+@click.option("--limit", type=int, default=50, show_default=True)
+def quarantine_list(limit: int) -> None:
+    """The newest quarantined items with their reasons."""
+    import json
+
+    ctx = _context()
+    listing = ctx.quarantine.list(limit)
+    for item in listing["items"]:
+        click.echo(json.dumps(item))
+    click.echo(f"{listing['total']} items in quarantine", err=True)
+
+
+@quarantine.command("replay")
+@click.argument("item_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Replay every quarantined item.")
+def quarantine_replay(item_ids: tuple[str, ...], everything: bool) -> None:
+    """Queue the archived bodies of quarantined items again (after a fix)."""
+    from processor.store.quarantine import all_ids, replay
+
+    if not item_ids and not everything:
+        raise click.UsageError("give item ids, or --all")
+    ctx = _context()
+    ids = all_ids(ctx.redis, ctx.keys) if everything else list(item_ids)
+    done = replay(ctx.redis, ctx.keys, ids)
+    if done["replayed_bodies"]:
+        ctx.enqueue_drain()
+    click.echo(
+        f"replayed {done['replayed_bodies']} bodies for {done['items']} items"
+        f" ({done['missing_bodies']} bodies no longer archived)",
+        err=True,
+    )
+
+
 def _month(value: str) -> str:
     import re
 

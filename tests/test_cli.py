@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
+from processor.core import parse
 from processor.context import Context
 from tests import payloads as p
 
@@ -111,3 +113,25 @@ def test_archive_exports_what_replay_takes(
 def test_report_rejects_a_bad_month(environ: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["report", "--waba", "1", "--month", "2025-13"], env=environ)
     assert result.exit_code == 2 and "YYYY-MM" in result.output
+
+
+def test_quarantined_items_can_be_replayed_after_a_fix(
+    environ: dict[str, str], ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body whose events were quarantined is applied when replayed after the cause is fixed."""
+    item = p.status("wamid.q", "delivered", T0, category="marketing", pricing_type="regular")
+    item["recipient_id"] = "5511 9999"  # the "bug": a number our parser refuses
+    ctx.inbox.push(p.raw(p.body(p.change(statuses=[item]))))
+    run(environ, "worker", "--burst")
+    assert ctx.quarantine.list()["total"] == 1
+    listing = run(environ, "quarantine", "list").output
+    assert "recipient_id" in listing
+    run(environ, "quarantine", "replay", "--all")
+    run(environ, "worker", "--burst")  # not fixed yet: quarantined again, nothing counted
+    assert ctx.quarantine.list()["total"] == 1
+    assert ctx.queries.record_count(p.WABA, "2025-11") == 0
+    monkeypatch.setattr(parse, "_USER", re.compile(r"[0-9 ]{4,20}"))  # the fix
+    run(environ, "quarantine", "replay", "--all")
+    run(environ, "worker", "--burst")
+    assert ctx.quarantine.list()["total"] == 0
+    assert ctx.queries.record_count(p.WABA, "2025-11") == 1

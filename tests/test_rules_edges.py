@@ -86,38 +86,39 @@ def test_one_record_per_unit_charged_or_free(
 
 # -- free_reason vocabulary --------------------------------------------------------------------
 
+
+def message(era: str, category: str, user_wrote: str) -> list[Event]:
+    """One delivered message an hour after a user message (``user_wrote``: "referral",
+    "recently" or "long-ago")."""
+    t0 = ERA[era]
+    wrote = t0 - 30 * H if user_wrote == "long-ago" else t0
+    return [inbound(wrote, referral=user_wrote == "referral"), delivered("w", t0 + H, category)]
+
+
 REASONS = [
-    # era, events, free_reason
-    ("cbp-2023", [delivered("w", ERA["cbp-2023"], MARKETING)], None),
-    ("cbp-2024-11", [inbound(ERA["cbp-2024-11"]), reply("w", ERA["cbp-2024-11"] + H)], FREE_SERVICE),
-    ("cbp-2023", fep_conversation(ERA["cbp-2023"])[:2], FREE_ENTRY_POINT),
-    ("pmp-2025-07", [inbound(ERA["pmp-2025-07"]), reply("w", ERA["pmp-2025-07"] + H)],
-     FREE_CUSTOMER_SERVICE),
-    ("pmp-2025-07", [inbound(ERA["pmp-2025-07"]), delivered("w", ERA["pmp-2025-07"] + H, UTILITY)],
-     FREE_CUSTOMER_SERVICE),
-    ("pmp-2025-07", [delivered("w", ERA["pmp-2025-07"], UTILITY)], None),
-    ("pmp-2026-10", [inbound(ERA["pmp-2026-10"]), reply("w", ERA["pmp-2026-10"] + H)], None),
-]  # fmt: skip
+    ("cbp-2023", MARKETING, "long-ago", None),
+    ("cbp-2024-11", SERVICE, "recently", FREE_SERVICE),
+    ("cbp-2023", MARKETING, "referral", FREE_ENTRY_POINT),
+    ("pmp-2025-07", SERVICE, "recently", FREE_CUSTOMER_SERVICE),
+    ("pmp-2025-07", UTILITY, "recently", FREE_CUSTOMER_SERVICE),
+    ("pmp-2025-07", UTILITY, "long-ago", None),
+    ("pmp-2026-10", SERVICE, "recently", None),
+    ("pmp-2026-10", UTILITY, "referral", FREE_ENTRY_POINT),
+]
 
 
 @pytest.mark.parametrize(
-    ("era", "events", "free_reason"),
+    ("era", "category", "user_wrote", "free_reason"),
     REASONS,
-    ids=[
-        "cbp-marketing-owed",
-        "cbp-2024-service-free_service",
-        "cbp-fep-free_entry_point",
-        "pmp-non-template-free_customer_service",
-        "pmp-utility-in-csw-free_customer_service",
-        "pmp-utility-outside-csw-owed",
-        "pmp-2026-service-owed-subject-to-allowance",
-    ],
+    ids=[f"{e}-{c}-user-wrote-{w}-{r or 'owed'}" for e, c, w, r in REASONS],
 )
-def test_free_reason_vocabulary(era: str, events: list[Event], free_reason: str | None) -> None:
+def test_free_reason_vocabulary(
+    era: str, category: str, user_wrote: str, free_reason: str | None
+) -> None:
     """free_reason: free_entry_point (FEP), free_customer_service (PMP non-template, or utility
     in the CSW where free), free_service (cbp-2024-11 service), null when money is owed;
     free_tier is the allowance's, set by the storage layer, never by the model."""
-    unit = only(events)
+    unit = only(message(era, category, user_wrote))
     assert (unit.policy, unit.free_reason) == (era, free_reason)
 
 

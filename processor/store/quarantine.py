@@ -54,3 +54,36 @@ def _decode(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
     for key, value in fields.items():
         item[key.decode()] = value.decode(errors="replace")
     return item
+
+
+def replay(client: redis.Redis, keys: Keys, item_ids: list[str]) -> dict[str, int]:
+    """Queue the archived bodies of quarantined items again, and drop those items.
+
+    Items of one body are replayed once. Applying a body again is safe: the events that were
+    applied are recognised; the ones that still fail are quarantined anew.
+    """
+    from processor.store.inbox import Inbox
+
+    quarantine, inbox = Quarantine(client, keys), Inbox(client, keys)
+    done: dict[str, int] = {"replayed_bodies": 0, "missing_bodies": 0, "items": 0}
+    bodies: set[str] = set()
+    for item_id in item_ids:
+        item = quarantine.get(item_id)
+        if item is None:
+            continue
+        body_id = item.get("body_id")
+        if body_id and body_id not in bodies:
+            entry = inbox.get(body_id)
+            if entry is None:
+                done["missing_bodies"] += 1
+                continue
+            inbox.push(entry.body)
+            bodies.add(body_id)
+            done["replayed_bodies"] += 1
+        quarantine.remove(item_id)
+        done["items"] += 1
+    return done
+
+
+def all_ids(client: redis.Redis, keys: Keys) -> list[str]:
+    return [entry_id.decode() for entry_id, _ in client.xrange(keys.quarantine, "-", "+")]

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.core import parse
 from processor.context import Context
+from processor.core import parse
 from tests import payloads as p
 
 T0 = 1_762_000_000  # 2025-11-01, pmp-2025-07

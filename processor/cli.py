@@ -111,6 +111,23 @@ def archive(since: str, until: str | None, output: Any) -> None:
     click.echo(f"exported {count} bodies", err=True)
 
 
+@main.command()
+@click.option("--month", required=True, help="Billing month YYYY-MM.")
+@click.option("--waba", "waba_id", default=None, help="Only this WABA's portfolio.")
+def rerate(month: str, waba_id: str | None) -> None:
+    """Recompute the money of a month's records from the current rate files."""
+    from processor.store.rerate import Rerater
+
+    ctx = _context()
+    rerater = Rerater(ctx.redis, ctx.keys, ctx.ratebook, ctx.settings.records_feed_maxlen)
+    result = rerater.rerate(_month(month), waba_id)
+    click.echo(f"re-rated {result.records} records of {month} ({result.changed} changed)")
+    for waba in result.wabas:
+        before = result.totals_before.get(waba, "0")
+        after = result.totals_after.get(waba, "0")
+        click.echo(f"  WABA {waba}: total cost {before} -> {after}")
+
+
 @main.group()
 def quarantine() -> None:
     """List quarantined bodies and events, or queue them again after a fix."""

@@ -135,3 +135,23 @@ def test_quarantined_items_can_be_replayed_after_a_fix(
     run(environ, "worker", "--burst")
     assert ctx.quarantine.list()["total"] == 0
     assert ctx.queries.record_count(p.WABA, "2025-11") == 1
+
+
+def test_malformed_config_is_refused_at_start_naming_the_place(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "bad-config"
+    config.mkdir()
+    (config / "markets.csv").write_text("effective_from,country,market\n2020-01-01,BR,Brazil\n")
+    (config / "rates.csv").write_text(
+        "effective_from,market,currency,category,rate\n"
+        "2020-01-01,Brazil,USD,marketting,0.06\n"
+        "2020-01-01,Brazil,USD,utility,0,0068\n"
+    )
+    (config / "wabas.csv").write_text("waba_id,currency,timezone,portfolio_id\n1,USD,Mars/Base,\n")
+    env = {**environ, "BILLING_CONFIG_DIR": str(config)}
+    result = CliRunner().invoke(main, ["report", "--waba", "1", "--month", "2025-11"], env=env)
+    assert result.exit_code == 1
+    assert "rates.csv:2:4: unknown category 'marketting'" in result.output
+    assert "rates.csv:3: expected 5 fields, found 6" in result.output
+    assert "wabas.csv:2:3" in result.output and "Mars/Base" in result.output

@@ -426,7 +426,7 @@ def trim(
     messages not delivered yet (and not failed) are kept that long too.
     """
     state = walk(pair, history, tz, book, until=cutoff).state
-    state.meta = {k: w for k, w in state.meta.items() if w.end > cutoff - 24 * HOUR}
+    state.meta = {k: w for k, w in state.meta.items() if w.end > cutoff - settled_keep}
     history.base = state.dump()
     history.inbound = {k: v for k, v in history.inbound.items() if v[0] >= cutoff}
     outbound: dict[str, dict[str, list[Any]]] = {}

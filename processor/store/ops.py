@@ -20,12 +20,13 @@ from processor.core.policies import (
     PolicyBook,
     local_month,
 )
-from processor.core.rating import RateBook, Rating
+from processor.core.rating import RateBook, Rating, Tier
 from processor.store.keys import Keys
 
 # Record fields that say where a unit is booked; kept in Redis, not shown to users.
 INTERNAL_FIELDS = (
     "rule_free_reason",
+    "bucket_kind",
     "list_rate",
     "list_billed_rate",
     "bucket",
@@ -40,12 +41,22 @@ def iso(timestamp: int | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+def money(value: Decimal | None) -> str | None:
+    """A decimal as a plain string (never exponent notation), exactly."""
+    return None if value is None else format(value, "f")
 
 
 def _dump(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"))
+
+
+def tier_table(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
+    """Volume tiers as the apply script reads them (stored beside each tier bucket)."""
+    return [
+        {"to": t.to_volume, "rate": money(t.rate), "billed": money(t.billed_rate),
+         "free": None, "label": t.label}
+        for t in tiers
+    ]  # fmt: skip
 
 
 class OpBuilder:
@@ -96,8 +107,9 @@ class OpBuilder:
             "wamid": unit.wamid,
             "discrepancy": unit.discrepancy,
             "rule_free_reason": unit.free_reason,
-            "list_rate": _money(rating.rate),
-            "list_billed_rate": _money(rating.billed_rate),
+            "bucket_kind": unit.bucket,
+            "list_rate": money(rating.rate),
+            "list_billed_rate": money(rating.billed_rate),
         }
 
     def _bucket(
@@ -112,17 +124,7 @@ class OpBuilder:
             return key, [{"to": allowance.limit, "free": FREE_TIER}, *plain]
         if unit.bucket == VOLUME_TIER and rating.tiers:
             key = self.keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category, month)
-            tiers = [
-                {
-                    "to": t.to_volume,
-                    "rate": str(t.rate),
-                    "billed": str(t.billed_rate),
-                    "free": None,
-                    "label": t.label,
-                }
-                for t in rating.tiers
-            ]
-            return key, tiers
+            return key, tier_table(rating.tiers)
         return "", plain
 
     def pending_ops(

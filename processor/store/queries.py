@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from processor.store.keys import Keys
-from processor.store.ops import INTERNAL_FIELDS
+from processor.store.ops import INTERNAL_FIELDS, money
 
 USAGE_LINE_FIELDS = (
     "category",
@@ -109,11 +109,13 @@ def summarize(
         "waba_id": waba_id,
         "month": month,
         "currency": currency if len(currencies) <= 1 else "mixed",
-        "total_cost": str(sum((x["cost"] for x in out), Decimal(0))),
-        "total_billed_cost": str(sum((x["billed_cost"] for x in out), Decimal(0))),
+        "total_cost": money(sum((x["cost"] for x in out), Decimal(0))),
+        "total_billed_cost": money(sum((x["billed_cost"] for x in out), Decimal(0))),
         "units": sum(x["count"] for x in out),
         "unrated_units": unrated,
-        "lines": [{**x, "cost": str(x["cost"]), "billed_cost": str(x["billed_cost"])} for x in out],
+        "lines": [
+            {**x, "cost": money(x["cost"]), "billed_cost": money(x["billed_cost"])} for x in out
+        ],
     }
 
 

@@ -1,0 +1,209 @@
+"""Re-rating: recompute every record's money for a month from the current rate files.
+
+What is charged does not change (units, free reasons, allowance places stay); what it costs
+does: country -> market, list rates, markup, and volume tiers, whose places are renumbered in
+(charge time, wamid) order per portfolio x market x category. Changed records get a higher
+version (a correction on the feed); the month's usage counters are rebuilt from the records.
+It all happens in one MULTI/EXEC under WATCH, retried if a worker writes meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from processor.core.model import Unit
+from processor.core.policies import VOLUME_TIER
+from processor.core.rating import RateBook, Tier
+from processor.store.keys import Keys
+from processor.store.ops import money, tier_table
+from processor.store.queries import USAGE_LINE_FIELDS
+
+ATTEMPTS = 10
+
+
+@dataclass
+class RerateResult:
+    month: str
+    wabas: list[str] = field(default_factory=list)
+    records: int = 0
+    changed: int = 0
+    totals_before: dict[str, str] = field(default_factory=dict)
+    totals_after: dict[str, str] = field(default_factory=dict)
+
+
+def usage_line(rec: dict[str, Any]) -> str:
+    values = {**rec, "billable": "1" if rec["billable"] else "0"}
+    return "|".join("" if values[f] is None else str(values[f]) for f in USAGE_LINE_FIELDS)
+
+
+def _as_unit(rec: dict[str, Any]) -> Unit:
+    charge = int(datetime.fromisoformat(rec["charge_time"].replace("Z", "+00:00")).timestamp())
+    return Unit(
+        record_id=rec["record_id"], kind=rec["kind"], policy=rec["policy"],
+        pricing_model=rec["pricing_model"], category=rec["category"], charge_time=charge,
+        expires_at=None, wamid=rec["wamid"], meta_conversation_id=None,
+        free_reason=rec.get("rule_free_reason"), bucket=rec.get("bucket_kind"),
+        source=rec["source"], discrepancy=None,
+    )  # fmt: skip
+
+
+def reprice(
+    records: list[dict[str, Any]], ratebook: RateBook, keys: Keys
+) -> tuple[list[dict[str, Any]], dict[str, tuple[Tier, ...]]]:
+    """New money for ``records`` (all records of one month of every WABA of the portfolios),
+    and the tier table now in force for each volume-tier bucket."""
+    out = []
+    tiered: dict[str, list[tuple[dict[str, Any], tuple[Tier, ...]]]] = defaultdict(list)
+    for old in records:
+        rec = dict(old)
+        if rec.get("void"):
+            out.append(rec)
+            continue
+        unit = _as_unit(rec)
+        rating = ratebook.rate_unit(unit, rec["waba_id"], rec["user_id"])
+        rec.update(
+            country=rating.country, country_source=rating.country_source, market=rating.market,
+            currency=rating.currency, list_rate=money(rating.rate),
+            list_billed_rate=money(rating.billed_rate),
+        )  # fmt: skip
+        if unit.bucket == VOLUME_TIER and rating.tiers and unit.free_reason is None:
+            portfolio = ratebook.waba(rec["waba_id"]).portfolio_id
+            key = keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category,
+                              rec["billing_month"])  # fmt: skip
+            rec["bucket"] = key
+            tiered[key].append((rec, rating.tiers))
+        else:
+            if rec.get("bucket", "").startswith(keys.bucket(VOLUME_TIER)):
+                rec["bucket"] = ""
+            _price(rec, rec["list_rate"], rec["list_billed_rate"], None)
+        out.append(rec)
+    tables = {}
+    for bucket, members in tiered.items():
+        members.sort(key=lambda m: (m[0]["score"], m[0]["member"]))
+        for position, (rec, tiers) in enumerate(members, 1):
+            tier = next((t for t in tiers if t.holds(position)), tiers[-1])
+            _price(rec, money(tier.rate), money(tier.billed_rate), tier.label)
+        tables[bucket] = members[-1][1]  # the table of the latest charge date
+    return out, tables
+
+
+def _price(rec: dict[str, Any], rate: str | None, billed: str | None, label: str | None) -> None:
+    rec["rate"], rec["billed_rate"], rec["tier"] = rate, billed, label
+    if rec["billable"]:
+        rec["cost"], rec["billed_cost"] = rate, billed
+    else:
+        rec["cost"], rec["billed_cost"] = "0", "0"
+
+
+class Rerater:
+    def __init__(self, client: redis.Redis, keys: Keys, ratebook: RateBook, feed_maxlen: int):
+        self.redis, self.keys, self.ratebook, self.feed_maxlen = client, keys, ratebook, feed_maxlen
+
+    def wabas_for(self, month: str, waba_id: str | None) -> list[str]:
+        """The WABAs to re-rate together: those of the month sharing a portfolio with the one."""
+        wabas = sorted(
+            m.decode().split("|")[0]
+            for m in self.redis.smembers(self.keys.months)
+            if m.decode().endswith(f"|{month}")
+        )
+        if waba_id is None:
+            return wabas
+        portfolio = self.ratebook.waba(waba_id).portfolio_id
+        return [w for w in wabas if self.ratebook.waba(w).portfolio_id == portfolio]
+
+    def rerate(self, month: str, waba_id: str | None = None) -> RerateResult:
+        wabas = self.wabas_for(month, waba_id)
+        for _ in range(ATTEMPTS):
+            try:
+                return self._attempt(month, wabas)
+            except redis.WatchError:
+                continue
+        raise RuntimeError(f"re-rating {month} kept conflicting with live writes; try again")
+
+    def _attempt(self, month: str, wabas: list[str]) -> RerateResult:
+        result = RerateResult(month, wabas)
+        if not wabas:
+            return result
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.watch(*[self.keys.records(w, month) for w in wabas])
+            pipe.watch(*[self.keys.usage(w, month) for w in wabas])
+            old = [json.loads(v) for w in wabas
+                   for v in pipe.hvals(self.keys.records(w, month))]  # fmt: skip
+            new, tables = reprice(old, self.ratebook, self.keys)
+            tiers = self.keys.bucket(VOLUME_TIER)
+            buckets = {r["bucket"] for r in old + new if r.get("bucket", "").startswith(tiers)}
+            if buckets:
+                pipe.watch(*buckets)
+            result.totals_before = _totals(old)
+            pipe.multi()
+            self._write(pipe, month, wabas, old, new, result)
+            self._rebuild_buckets(pipe, new, buckets, tables)
+            pipe.execute()
+        result.totals_after = _totals(new)
+        return result
+
+    def _write(
+        self,
+        pipe: Any,
+        month: str,
+        wabas: list[str],
+        old: list[dict[str, Any]],
+        new: list[dict[str, Any]],
+        result: RerateResult,
+    ) -> None:
+        before = {r["record_id"]: r for r in old}
+        usage: dict[str, Counter[str]] = {w: Counter() for w in wabas}
+        for rec in new:
+            result.records += 1
+            if not rec.get("void"):
+                usage[rec["waba_id"]][usage_line(rec)] += 1
+            if rec != before[rec["record_id"]]:
+                rec["version"] = before[rec["record_id"]]["version"] + 1
+                body = json.dumps(rec)
+                pipe.hset(self.keys.records(rec["waba_id"], month), rec["record_id"], body)
+                pipe.xadd(self.keys.feed, {"r": body}, maxlen=self.feed_maxlen, approximate=True)
+                result.changed += 1
+        for waba, lines in usage.items():
+            key = self.keys.usage(waba, month)
+            pipe.delete(key)
+            if lines:
+                pipe.hset(key, mapping=dict(lines))
+
+    def _rebuild_buckets(
+        self,
+        pipe: Any,
+        new: list[dict[str, Any]],
+        old: set[str],
+        tables: dict[str, tuple[Tier, ...]],
+    ) -> None:
+        """Tier buckets renumbered (members move with a changed market), new tier tables."""
+        members: dict[str, dict[str, float]] = defaultdict(dict)
+        for rec in new:
+            bucket = rec.get("bucket", "")
+            if bucket.startswith(self.keys.bucket(VOLUME_TIER)) and not rec.get("void"):
+                members[bucket][rec["member"]] = rec["score"]
+        for bucket in old - members.keys():
+            pipe.delete(bucket)
+        for bucket, scores in members.items():
+            ttl = self.redis.ttl(bucket)
+            ttl = ttl if ttl and ttl > 0 else 45 * 86_400
+            pipe.delete(bucket)
+            pipe.zadd(bucket, scores)
+            pipe.expire(bucket, ttl)
+            pipe.set(bucket + ":t", json.dumps(tier_table(tables[bucket])), ex=ttl)
+
+
+def _totals(records: list[dict[str, Any]]) -> dict[str, str]:
+    from decimal import Decimal
+
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for rec in records:
+        if rec.get("billable") and not rec.get("void") and rec.get("cost") is not None:
+            sums[rec["waba_id"]] += Decimal(rec["cost"])
+    return {waba: money(total) or "0" for waba, total in sorted(sums.items())}

@@ -1,0 +1,335 @@
+"""``GET /v1/openapi.json``: the OpenAPI 3.0 document of the query API (public, no secrets).
+
+The document describes the handlers in :mod:`processor.web.api` as they are: the same query
+parameters and limits, the bearer token (or HTTP basic with the token as password), and the
+shapes of the answers. It is built from constants only: no setting, token or URL goes in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from processor.web.api import MAX_LIMIT
+
+bp = Blueprint("openapi", __name__)
+
+PATH = "/v1/openapi.json"
+WABA_PATTERN = "^[0-9]{1,32}$"
+MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
+CURSOR_MAX = 2**63
+FREE_REASONS = ["free_tier", "free_entry_point", "free_customer_service", "free_service"]
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+
+Schema = dict[str, Any]
+
+
+@bp.get(PATH)
+def openapi_json() -> Response:
+    """The document, served to anyone: it lists paths and shapes, never a value of the ledger."""
+    return jsonify(document())
+
+
+def document() -> Schema:
+    """The OpenAPI document of ``/v1/*``."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "wa-billing query API",
+            "version": "1",
+            "description": (
+                "Usage, billable-conversation records, quarantine, pending messages and "
+                "discrepancies computed from Meta's WhatsApp webhooks. Every operation needs "
+                "`Authorization: Bearer <API_TOKEN>` (or HTTP basic auth, any user name, the "
+                "token as password). Money is an exact decimal string."
+            ),
+        },
+        "security": [{"bearerAuth": []}, {"basicAuth": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "basicAuth": {"type": "http", "scheme": "basic"},
+            },
+            "schemas": _schemas(),
+            "responses": _responses(),
+        },
+    }
+
+
+# -- paths ---------------------------------------------------------------------------------------
+
+
+def _paths() -> Schema:
+    waba_month = [_waba_id(required=True), _month()]
+    return {
+        "/v1/usage": _get(
+            "usage",
+            "Units and money per category x market x billable/free reason for one WABA-month.",
+            waba_month,
+            _json_ok("Usage"),
+        ),
+        "/v1/records": _get(
+            "records",
+            "The month's records (latest version of each): a page of JSON, or every record as "
+            "JSON Lines with `format=jsonl` (then `cursor` and `limit` are not read).",
+            [
+                *waba_month,
+                _query(
+                    "format",
+                    {"type": "string", "enum": ["json", "jsonl"], "default": "json"},
+                    "`json`: one page; `jsonl`: every record, one JSON object a line.",
+                ),
+                _query(
+                    "cursor",
+                    {"type": "integer", "minimum": 0, "maximum": CURSOR_MAX, "default": 0},
+                    "`next_cursor` of the previous page; 0 starts the scan.",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+                    "About how many records a page holds.",
+                ),
+            ],
+            {
+                "description": "A page of records, or every record as JSON Lines.",
+                "content": {
+                    JSON: {"schema": _ref("RecordsPage")},
+                    NDJSON: {"schema": {"type": "string"}},
+                },
+            },
+        ),
+        "/v1/quarantine": _get(
+            "quarantine",
+            "Quarantined bodies and events with their reasons, newest first.",
+            [
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+                    "Items per page.",
+                ),
+                _query(
+                    "before",
+                    {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                    "`next` of the previous page: items older than this id.",
+                ),
+            ],
+            _json_ok("QuarantinePage"),
+        ),
+        "/v1/pending": _get(
+            "pending",
+            "Delivered messages whose category is not known yet (not charged, not guessed).",
+            [_waba_id(required=False)],
+            _json_ok("PendingList"),
+        ),
+        "/v1/discrepancies": _get(
+            "discrepancies",
+            "Records where Meta's classification and the window model disagree (Meta's kept).",
+            waba_month,
+            _json_ok("DiscrepancyList"),
+        ),
+    }
+
+
+def _get(name: str, summary: str, parameters: list[Schema], ok: Schema) -> Schema:
+    return {
+        "get": {
+            "operationId": name,
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": ok,
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+            },
+        }
+    }
+
+
+def _query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _waba_id(required: bool) -> Schema:
+    schema = {"type": "string", "pattern": WABA_PATTERN, "example": "310000000000001"}
+    return _query("waba_id", schema, "The WhatsApp Business Account id.", required)
+
+
+def _month() -> Schema:
+    schema = {"type": "string", "pattern": MONTH_PATTERN, "example": "2025-11"}
+    return _query("month", schema, "Billing month in the WABA's time zone.", required=True)
+
+
+def _json_ok(name: str) -> Schema:
+    return {"description": "OK", "content": {JSON: {"schema": _ref(name)}}}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# -- components ----------------------------------------------------------------------------------
+
+
+def _responses() -> Schema:
+    return {
+        "BadRequest": {
+            "description": "A query parameter is missing or malformed.",
+            "content": {JSON: {"schema": _ref("Error")}},
+        },
+        "Unauthorized": {
+            "description": "No token, or not the right one.",
+            "headers": {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "required": True},
+            },
+            "content": {JSON: {"schema": _ref("Error")}},
+        },
+    }
+
+
+def _schemas() -> Schema:
+    return {
+        "Error": _object(error=_str(), detail=_str()),
+        "Usage": _usage(),
+        "UsageLine": _object(
+            category=_str(),
+            market=_str(),
+            billable={"type": "boolean"},
+            free_reason=_nullable(_enum(FREE_REASONS)),
+            currency=_str(),
+            count={"type": "integer", "minimum": 1},
+            cost=_money(),
+            billed_cost=_money(),
+        ),
+        "Record": _record(),
+        "RecordsPage": _object(
+            waba_id=_str(WABA_PATTERN),
+            month=_str(MONTH_PATTERN),
+            records={"type": "array", "items": _ref("Record")},
+            next_cursor=_nullable({"type": "integer", "minimum": 1}),
+            total={"type": "integer", "minimum": 0},
+        ),
+        "QuarantineItem": _quarantine_item(),
+        "QuarantinePage": _object(
+            items={"type": "array", "items": _ref("QuarantineItem")},
+            next=_nullable(_str("^[0-9]+-[0-9]+$")),
+            total={"type": "integer", "minimum": 0},
+        ),
+        "PendingItem": _object(
+            waba_id=_str(WABA_PATTERN),
+            phone_number_id=_str(),
+            user_id=_str(),
+            wamid=_str(),
+            charge_time=_time(),
+            reason=_str(),
+        ),
+        "PendingList": _object(
+            items={"type": "array", "items": _ref("PendingItem")},
+            total={"type": "integer", "minimum": 0},
+        ),
+        "DiscrepancyList": _object(
+            waba_id=_str(WABA_PATTERN),
+            month=_str(MONTH_PATTERN),
+            items={"type": "array", "items": _ref("Record")},
+            total={"type": "integer", "minimum": 0},
+        ),
+    }
+
+
+def _usage() -> Schema:
+    return _object(
+        waba_id=_str(WABA_PATTERN),
+        month=_str(MONTH_PATTERN),
+        currency={"type": "string", "description": "The WABA's currency, or `mixed`."},
+        total_cost={**_money(), "description": "The sum of the records, to the last digit."},
+        total_billed_cost=_money(),
+        units={"type": "integer", "minimum": 0},
+        unrated_units={"type": "integer", "minimum": 0},
+        lines={"type": "array", "items": _ref("UsageLine")},
+    )
+
+
+def _record() -> Schema:
+    """One charge unit (latest version); see the README's table of the records."""
+    return _object(
+        record_id=_str(),
+        version={"type": "integer", "minimum": 1},
+        waba_id=_str(WABA_PATTERN),
+        phone_number_id=_str(),
+        user_id=_str(),
+        country=_nullable(_str()),
+        country_source=_enum(["phone", "bsuid", "unknown"]),
+        market=_str(),
+        category=_str(),
+        kind=_enum(["conversation", "message"]),
+        pricing_model=_enum(["CBP", "PMP"]),
+        policy=_str(),
+        charge_time=_time(),
+        expires_at=_nullable(_time()),
+        billing_month=_str(MONTH_PATTERN),
+        billable={"type": "boolean"},
+        free_reason=_nullable(_enum(FREE_REASONS)),
+        rate=_nullable(_money()),
+        billed_rate=_nullable(_money()),
+        tier=_nullable(_str()),
+        currency=_str(),
+        cost=_nullable(_money()),
+        billed_cost=_nullable(_money()),
+        source=_enum(["meta", "derived"]),
+        discrepancy=_nullable(_str()),
+        meta_conversation_id=_nullable(_str()),
+        wamid=_str(),
+        void={"type": "boolean"},
+    )
+
+
+def _quarantine_item() -> Schema:
+    item = _object(id=_str("^[0-9]+-[0-9]+$"), reason=_str(), at=_str("^[0-9]+$"))
+    item["properties"].update(
+        body_id=_str("^[0-9]+-[0-9]+$"),
+        path={"type": "string", "description": "Where in the body, e.g. `entry[0]...`."},
+        item={"type": "string", "description": "The item as JSON, message text redacted."},
+        wamid=_str(),
+    )
+    item["additionalProperties"] = {"type": "string"}
+    return item
+
+
+def _object(**properties: Schema) -> Schema:
+    """An object with exactly these properties, all required."""
+    return {
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def _str(pattern: str | None = None) -> Schema:
+    return {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
+
+
+def _enum(values: list[str]) -> Schema:
+    return {"type": "string", "enum": values}
+
+
+def _nullable(schema: Schema) -> Schema:
+    if "enum" in schema:
+        return {**schema, "nullable": True, "enum": [*schema["enum"], None]}
+    return {**schema, "nullable": True}
+
+
+def _money() -> Schema:
+    return {"type": "string", "description": "An exact decimal, e.g. `0.0625`."}
+
+
+def _time() -> Schema:
+    return {"type": "string", "format": "date-time", "example": "2025-11-22T08:00:00Z"}

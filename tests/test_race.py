@@ -1,0 +1,91 @@
+"""Several real worker processes racing over the same events end with the single-worker result."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from processor.context import Context, build_context
+from processor.settings import load_settings
+from tests import payloads as p
+from tests.ledger_helpers import snapshot
+from tests.test_e2e import wait_for
+from workers.drain import drain, use_context
+
+pytestmark = pytest.mark.e2e
+T0 = 1_790_812_800 + 3 * 86_400  # October 2026: pmp-2026-10 (service allowance, tiers)
+USERS = [f"5511977{n:06d}" for n in range(12)]  # few users: the same pairs in every body
+
+
+def traffic(seed: int = 7) -> list[bytes]:
+    """Bodies touching the same few pairs, with sent/delivered/read out of order."""
+    rng = random.Random(seed)
+    bodies = []
+    for b in range(60):
+        statuses, messages = [], []
+        for k in range(8):
+            n = b * 8 + k
+            user = rng.choice(USERS)
+            t = T0 + rng.randrange(0, 2 * 86_400)
+            category = rng.choice(["service", "utility", "marketing", "service"])
+            if rng.random() < 0.2:
+                messages.append(p.inbound(f"wamid.in{n}", t - 60, user))
+            for state, dt in rng.sample([("sent", -2), ("delivered", 0), ("read", 30)], 3):
+                statuses.append(
+                    p.status(
+                        f"wamid.{n}",
+                        state,
+                        t + dt,
+                        user=user,
+                        category=category,
+                        pricing_type="regular",
+                    )
+                )
+        bodies.append(p.raw(p.body(p.change(messages=messages, statuses=statuses))))
+    return bodies
+
+
+def reference(environ: dict[str, str], bodies: list[bytes]) -> dict[str, Any]:
+    settings = load_settings({**environ, "REDIS_PREFIX": environ["REDIS_PREFIX"] + "ref"})
+    ctx = build_context(settings)
+    try:
+        for body in bodies:
+            ctx.inbox.push(body)
+        use_context(ctx)
+        drain(max_seconds=120)
+        return snapshot(ctx.redis, settings.redis_prefix)
+    finally:
+        keys = list(ctx.redis.scan_iter(f"{settings.redis_prefix}:*"))
+        if keys:
+            ctx.redis.delete(*keys)
+
+
+def test_racing_workers_end_with_the_single_worker_result(
+    environ: dict[str, str], ctx: Context
+) -> None:
+    bodies = traffic()
+    expected = reference(environ, bodies)
+    assert len(expected["records"]) > 300
+    racing = bodies + list(reversed(bodies))  # every event twice, in both orders
+    for body in racing:
+        ctx.inbox.push(body)
+    env = {**os.environ, **environ, "DRAIN_BATCH_BODIES": "3", "JANITOR_INTERVAL_SECONDS": "0.3"}
+    workers = [subprocess.Popen([sys.executable, "-m", "processor.cli", "worker"], env=env)
+               for _ in range(3)]  # fmt: skip
+    try:
+        for _ in workers:
+            ctx.enqueue_drain()
+        wait_for(lambda: sum(ctx.inbox.backlog().values()) == 0, timeout=120)
+    finally:
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.wait(timeout=15)
+    assert snapshot(ctx.redis, ctx.settings.redis_prefix) == expected
+    conflicts = int(ctx.redis.hget(ctx.keys.stats, "apply_conflicts") or 0)
+    print(f"compare-and-set conflicts resolved: {conflicts}")

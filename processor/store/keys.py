@@ -12,6 +12,7 @@ Key                                    Type    Lifetime
 {p}:b:...:{month}:t                    string  and its tier table (month end + horizon)
 {p}:records                            stream  every record version (RECORDS_FEED_MAXLEN)
 {p}:months                             set     "waba_id|month" pairs that have records
+{p}:phones                             hash    phone_number_id -> waba_id (for quotes)
 {p}:pending:{waba_id}                  hash    delivered messages whose category is unknown
 {p}:quarantine                         stream  items that could not be applied (QUARANTINE_MAXLEN)
 {p}:stats                              hash    event counters for /metrics
@@ -77,6 +78,10 @@ class Keys:
     @property
     def months(self) -> str:
         return self._k("months")
+
+    @property
+    def phones(self) -> str:
+        return self._k("phones")
 
     def pending(self, waba_id: str) -> str:
         return self._k("pending", waba_id)

@@ -199,6 +199,9 @@ class Ledger:
             pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
         months = set().union(*(c.months for c in calls))
         self._keep(pipe, months)
+        pipe.hset(self.keys.phones, mapping={
+            c.event.pair.phone_number_id: c.event.pair.waba_id for c in calls
+        })  # fmt: skip
         replies = pipe.execute(raise_on_error=False)
         if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
             self.sha = ""  # Redis restarted or flushed its scripts: decide again, load again

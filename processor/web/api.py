@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
@@ -12,6 +15,8 @@ from processor.context import Context
 from processor.web.auth import authorized
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
+USER = re.compile(r"[0-9]{4,20}|[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
+CATEGORY = re.compile(r"[a-z_-]{1,40}")
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 WABA = re.compile(r"[0-9]{1,32}")
 MAX_LIMIT = 1000
@@ -114,6 +119,58 @@ def pending() -> Response:
     waba = _arg("waba_id", WABA, required=False)
     items = _ctx().queries.pending(waba)
     return jsonify(items=items, total=len(items))
+
+
+@bp.post("/quote")
+def quote() -> Response:
+    """What delivering one message would cost: reads state, changes nothing."""
+    from processor.store.quoting import Quoter
+
+    ctx = _ctx()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "the body must be a JSON object")
+    phone = _field(body, "phone_number_id", WABA)
+    user = _field(body, "user_id", USER)
+    category = _field(body, "category", CATEGORY)
+    template = body.get("template", True)
+    if not isinstance(template, bool):
+        abort(400, "'template' must be true or false")
+    at = _moment(body.get("at"))
+    quoter = Quoter(ctx.redis, ctx.keys, ctx.ratebook, ctx.ledger.book)
+    waba = body.get("waba_id")
+    if waba is None:
+        waba = quoter.waba_of(phone)
+        if waba is None:
+            abort(400, "unknown phone_number_id: give 'waba_id' too")
+    elif not isinstance(waba, str) or not WABA.fullmatch(waba):
+        abort(400, "'waba_id' is malformed")
+    try:
+        return jsonify(quoter.quote(waba, phone, user, category, template, at))
+    except ValueError as exc:
+        abort(400, str(exc))
+
+
+def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        abort(400, f"'{name}' is missing or malformed")
+    return value
+
+
+def _moment(raw: Any) -> int:
+    """``at``: ISO 8601 with a zone, or absent for now."""
+    if raw is None:
+        return int(time.time())
+    if not isinstance(raw, str):
+        abort(400, "'at' must be an ISO 8601 time")
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        abort(400, "'at' must be an ISO 8601 time")
+    if moment.tzinfo is None:
+        abort(400, "'at' needs a time zone (e.g. Z)")
+    return int(moment.timestamp())
 
 
 @bp.get("/discrepancies")

@@ -18,6 +18,7 @@ bp = Blueprint("openapi", __name__)
 PATH = "/v1/openapi.json"
 WABA_PATTERN = "^[0-9]{1,32}$"
 MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
+USER_PATTERN = "^([0-9]{4,20}|[A-Z]{2}\\.(ENT\\.)?[A-Za-z0-9]{1,128})$"
 CURSOR_MAX = 2**63
 FREE_REASONS = ["free_tier", "free_entry_point", "free_customer_service", "free_service"]
 JSON = "application/json"
@@ -124,12 +125,35 @@ def _paths() -> Schema:
             [_waba_id(required=False)],
             _json_ok("PendingList"),
         ),
+        "/v1/quote": _quote_path(),
         "/v1/discrepancies": _get(
             "discrepancies",
             "Records where Meta's classification and the window model disagree (Meta's kept).",
             waba_month,
             _json_ok("DiscrepancyList"),
         ),
+    }
+
+
+def _quote_path() -> Schema:
+    return {
+        "post": {
+            "operationId": "quote",
+            "summary": (
+                "What delivering one message would cost now (or at `at`), from the stored "
+                "state; it changes nothing. 400 when the phone number is unknown and no "
+                "`waba_id` is given, or the category does not fit `template`."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("QuoteRequest")}},
+            },
+            "responses": {
+                "200": _json_ok("Quote"),
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+            },
+        }
     }
 
 
@@ -159,8 +183,11 @@ def _query(name: str, schema: Schema, description: str, required: bool = False) 
 
 
 def _waba_id(required: bool) -> Schema:
-    schema = {"type": "string", "pattern": WABA_PATTERN, "example": "310000000000001"}
-    return _query("waba_id", schema, "The WhatsApp Business Account id.", required)
+    if required:
+        schema = {"type": "string", "pattern": WABA_PATTERN, "example": "310000000000001"}
+        return _query("waba_id", schema, "The WhatsApp Business Account id.", required=True)
+    schema = {"type": "string", "pattern": "^([0-9]{1,32})?$", "example": "310000000000001"}
+    return _query("waba_id", schema, "Only this WABA (absent or empty: every WABA).")
 
 
 def _month() -> Schema:
@@ -235,6 +262,8 @@ def _schemas() -> Schema:
             items={"type": "array", "items": _ref("PendingItem")},
             total={"type": "integer", "minimum": 0},
         ),
+        "QuoteRequest": _quote_request(),
+        "Quote": _quote(),
         "DiscrepancyList": _object(
             waba_id=_str(WABA_PATTERN),
             month=_str(MONTH_PATTERN),
@@ -289,6 +318,60 @@ def _record() -> Schema:
         wamid=_str(),
         void={"type": "boolean"},
     )
+
+
+def _quote_request() -> Schema:
+    body = _object(
+        phone_number_id=_str(WABA_PATTERN),
+        user_id=_str(USER_PATTERN),
+        category={
+            "type": "string",
+            "pattern": "^[a-z_-]{1,40}$",
+            "description": "A template category, or `service` with `template: false`.",
+            "example": "marketing",
+        },
+    )
+    body["properties"].update(
+        waba_id=_str(WABA_PATTERN),
+        template={"type": "boolean", "default": True},
+        at={**_time(), "description": "ISO 8601 with a zone; absent: now."},
+    )
+    body["additionalProperties"] = True
+    return body
+
+
+def _quote() -> Schema:
+    """Always the first six fields; the unit's fields when the message opens one."""
+    out = _object(
+        allowed={"type": "boolean"},
+        opens_charge={"type": "boolean"},
+        reason=_str(),
+        joins_record_id=_nullable(_str()),
+        at=_time(),
+        affects_record_ids={"type": "array", "items": _str()},
+        billable={"type": "boolean"},
+        cost=_nullable(_money()),
+    )
+    out["properties"].update(
+        kind=_enum(["conversation", "message"]),
+        category=_str(),
+        policy=_str(),
+        pricing_model=_enum(["CBP", "PMP"]),
+        billing_month=_str(MONTH_PATTERN),
+        country=_nullable(_str()),
+        market=_str(),
+        currency=_str(),
+        free_reason=_nullable(_enum(FREE_REASONS)),
+        rate=_nullable(_money()),
+        billed_rate=_nullable(_money()),
+        tier=_nullable(_str()),
+        billed_cost=_nullable(_money()),
+        allowance=_object(
+            limit={"type": "integer"}, used={"type": "integer"}, left={"type": "integer"}
+        ),
+        volume=_object(position={"type": "integer"}, tier=_nullable(_str())),
+    )
+    return out
 
 
 def _quarantine_item() -> Schema:

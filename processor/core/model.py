@@ -5,7 +5,16 @@ wamid), keeping the customer service window (CSW), the free entry point window (
 open conversations. Each delivered outbound message is judged by the policy in force at its
 charge time. Meta's answer (``conversation.id``, ``pricing.category``, ``pricing.type``) wins
 where present; the model's own answer fills the gaps (``source: derived``) and, where the two
-disagree, the unit carries a ``discrepancy`` code.
+disagree, the unit carries a ``discrepancy`` code. Under CBP Meta's answer is its conversation
+(a category without a conversation id is only the template's own category); under PMP it is
+``pricing.type``.
+
+Choices where the rule book is silent (each also noted where it is made):
+- cbp-2022 needs no category: the kind follows from the CSW, so nothing waits as pending;
+- a cbp-2022 conversation open across 2023-06-01 keeps covering every message until it
+  expires, as the CBP utility conversation does across 2025-07-01 (rule book 2.4);
+- a conversation closed early by an FEP keeps its 24h ``expires_at`` (the record of what was
+  opened), though it covers nothing after the FEP opens.
 
 Because the walk is a function of the history, and the history is a set, the units are the
 same for any arrival order of the same events.
@@ -226,12 +235,7 @@ class Walk:
         return state.any_open(t), SERVICE
 
     def _open(
-        self,
-        policy: Policy,
-        t: int,
-        facts: MessageFacts,
-        category: str,
-        discrepancy: str | None,
+        self, policy: Policy, t: int, facts: MessageFacts, category: str, discrepancy: str | None
     ) -> None:
         end = facts.conv_expires if facts.conv_id and facts.conv_expires else None
         end = end or t + policy.conversation_hours * HOUR

@@ -109,7 +109,7 @@ def _message_changes(
                 rejected.append(Rejected("change is not an object", cpath, _preview(change)))
             elif change.get("field") != FIELD:
                 yield cpath, "", None
-            elif not _is_id(waba_id):
+            elif not isinstance(waba_id, str) or not _is_id(waba_id):
                 rejected.append(Rejected("entry.id is not a WABA id", path, _preview(waba_id)))
             elif not isinstance(change.get("value"), dict):
                 rejected.append(Rejected("value is not an object", cpath, _preview(change)))
@@ -132,7 +132,7 @@ def _parse_value(
         for k, item in enumerate(items):
             ipath = f"{path}.{key}[{k}]"
             try:
-                if not _is_id(phone_number_id):
+                if not isinstance(phone_number_id, str) or not _is_id(phone_number_id):
                     raise BadPayload("metadata.phone_number_id missing or not an id")
                 if not isinstance(item, dict):
                     raise BadPayload("item is not an object")

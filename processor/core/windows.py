@@ -28,6 +28,9 @@ class Window:
 
 @dataclass
 class WalkState:
+    """What the walk knows at one moment: the CSW's end, an entry point waiting for its first
+    reply, the FEP window, the open conversations (by category and by Meta's id)."""
+
     csw_end: int | None = None
     armed_at: int | None = None  # an entry-point inbound waiting for the first reply
     fep: Window | None = None

@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
+from processor.store import codec
 from processor.store.keys import GROUP, Keys
 
 BODY = b"b"
@@ -51,12 +53,12 @@ class Inbox:
 
     def read(self, consumer: str, count: int) -> list[Entry]:
         """New entries for ``consumer`` (never block: the RQ job decides when to come back)."""
-        reply = self.redis.xreadgroup(GROUP, consumer, {self.keys.inbox: ">"}, count=count)
-        return [e for _, entries in reply or () for e in _entries(entries)]
+        reply: Any = self.redis.xreadgroup(GROUP, consumer, {self.keys.inbox: ">"}, count=count)
+        return [e for _, found in reply or () for e in _entries(found)]
 
     def claim_stale(self, consumer: str, min_idle_seconds: float, count: int) -> list[Entry]:
         """Entries another consumer read but never acknowledged (it died), taken over."""
-        reply = self.redis.xautoclaim(
+        reply: Any = self.redis.xautoclaim(
             self.keys.inbox, GROUP, consumer, int(min_idle_seconds * 1000), "0-0", count=count
         )
         return list(_entries(reply[1]))
@@ -76,12 +78,13 @@ class Inbox:
                 lag = group.get("lag")
                 if lag is None:  # Redis cannot tell after a trim: count what follows
                     after = "(" + _text(group["last-delivered-id"])
-                    lag = len(self.redis.xrange(self.keys.inbox, after, "+", count=1000))
+                    following = self.redis.xrange(self.keys.inbox, after, "+", count=1000)
+                    lag = len(codec.entries(following))
                 return {"lag": int(lag), "pending": int(group["pending"])}
         return {"lag": int(self.redis.xlen(self.keys.inbox)), "pending": 0}  # no worker yet
 
     def stale_pending(self, min_idle_seconds: float) -> int:
-        reply = self.redis.xpending_range(
+        reply: Any = self.redis.xpending_range(
             self.keys.inbox, GROUP, "-", "+", 100, idle=int(min_idle_seconds * 1000)
         )
         return len(reply)
@@ -111,19 +114,19 @@ class Inbox:
         """Every archived entry from ``start`` to ``end`` (ids or ms timestamps), in order."""
         cursor = start
         while True:
-            chunk = self.redis.xrange(self.keys.inbox, cursor, end, count=batch)
+            chunk = codec.entries(self.redis.xrange(self.keys.inbox, cursor, end, count=batch))
             if not chunk:
                 return
             yield from _entries(chunk)
             cursor = "(" + _text(chunk[-1][0])
 
     def get(self, entry_id: str) -> Entry | None:
-        chunk = self.redis.xrange(self.keys.inbox, entry_id, entry_id, count=1)
+        chunk = codec.entries(self.redis.xrange(self.keys.inbox, entry_id, entry_id, count=1))
         return next(iter(_entries(chunk)), None)
 
 
-def _entries(raw: list[tuple[bytes, dict[bytes, bytes]]]) -> Iterator[Entry]:
-    for entry_id, fields in raw:
+def _entries(raw: Any) -> Iterator[Entry]:
+    for entry_id, fields in codec.entries(raw):
         if fields and BODY in fields:  # XAUTOCLAIM returns None fields for deleted entries
             yield Entry(_text(entry_id), fields[BODY])
 

@@ -141,7 +141,7 @@ class Ledger:
             return "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
         changed = _merge(history, event)
         if changed is not True:
-            return changed
+            return None if changed is None else UNCHANGED
         tz = self.ratebook.waba(pair.waba_id).timezone
         newest = history.newest()
         if newest - history.oldest() > self.config.pair_horizon + DAY:
@@ -236,16 +236,14 @@ class Ledger:
         return retry
 
 
-def _merge(history: PairHistory, event: Event) -> bool | str | None:
+def _merge(history: PairHistory, event: Event) -> bool | None:
     """Merge ``event``: True if it changed what the rules read; None for a redelivery;
-    UNCHANGED for a new status that adds nothing (a ``read`` after ``delivered``...)."""
+    False for a new status that adds nothing (a ``read`` after ``delivered``...)."""
     known = isinstance(event, Status) and event.wamid in history.outbound
     before = history.facts(event.wamid) if known else None
     if not history.merge(event):
         return None
-    if known and history.facts(event.wamid) == before:
-        return UNCHANGED
-    return True
+    return not (known and history.facts(event.wamid) == before)
 
 
 def _signature(unit: Unit) -> str:

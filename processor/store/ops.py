@@ -131,7 +131,7 @@ class OpBuilder:
         self, pair: Pair, before: dict[str, list[Any]], after: tuple[Pending, ...]
     ) -> tuple[dict[str, list[Any]], list[str]]:
         """Ops that make the WABA's pending list match ``after``; and the new stored form."""
-        now = {p.wamid: [p.charge_time, p.reason] for p in after}
+        now: dict[str, list[Any]] = {p.wamid: [p.charge_time, p.reason] for p in after}
         key = self.keys.pending(pair.waba_id)
         ops = []
         for wamid in sorted(before.keys() | now.keys()):
@@ -146,7 +146,7 @@ class OpBuilder:
                         "phone_number_id": pair.phone_number_id,
                         "user_id": pair.user_id,
                         "wamid": wamid,
-                        "charge_time": iso(now[wamid][0]),
+                        "charge_time": iso(int(now[wamid][0])),
                         "reason": now[wamid][1],
                     }
                 )

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from processor.store import codec
 from processor.store.keys import Keys
 
 MAXLEN = 100_000
@@ -24,21 +25,22 @@ class Quarantine:
         at = str(int((now or time.time()) * 1000))
         pipe = self.redis.pipeline(transaction=False)
         for item in items:
-            fields = {k: _text(v) for k, v in item.items() if v is not None}
-            pipe.xadd(self.keys.quarantine, {**fields, "at": at}, maxlen=MAXLEN, approximate=True)
+            fields: dict[Any, Any] = {k: _text(v) for k, v in item.items() if v is not None}
+            fields["at"] = at
+            pipe.xadd(self.keys.quarantine, fields, maxlen=MAXLEN, approximate=True)
         pipe.hincrby(self.keys.stats, "events_quarantined", len(items))
         pipe.execute()
 
     def list(self, limit: int = 100, before: str | None = None) -> dict[str, Any]:
         """Newest first; ``before`` is the ``next`` cursor of the previous page."""
         end = f"({before}" if before else "+"
-        raw = self.redis.xrevrange(self.keys.quarantine, end, "-", count=limit + 1)
+        raw = codec.entries(self.redis.xrevrange(self.keys.quarantine, end, "-", count=limit + 1))
         items = [_decode(entry_id, fields) for entry_id, fields in raw[:limit]]
         following = items[-1]["id"] if len(raw) > limit else None
         return {"items": items, "next": following, "total": self.redis.xlen(self.keys.quarantine)}
 
     def get(self, item_id: str) -> dict[str, Any] | None:
-        raw = self.redis.xrange(self.keys.quarantine, item_id, item_id)
+        raw = codec.entries(self.redis.xrange(self.keys.quarantine, item_id, item_id))
         return _decode(*raw[0]) if raw else None
 
     def remove(self, item_id: str) -> None:
@@ -86,4 +88,5 @@ def replay(client: redis.Redis, keys: Keys, item_ids: list[str]) -> dict[str, in
 
 
 def all_ids(client: redis.Redis, keys: Keys) -> list[str]:
-    return [entry_id.decode() for entry_id, _ in client.xrange(keys.quarantine, "-", "+")]
+    found = codec.entries(client.xrange(keys.quarantine, "-", "+"))
+    return [codec.text(entry_id) for entry_id, _ in found]

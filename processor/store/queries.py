@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from processor.store import codec
 from processor.store.keys import Keys
 from processor.store.ops import INTERNAL_FIELDS, money
 
@@ -36,7 +37,7 @@ class Queries:
 
     def usage(self, waba_id: str, month: str, currency: str) -> dict[str, Any]:
         """Totals per category x market x billable/free reason, in exact decimals."""
-        counters = self.redis.hgetall(self.keys.usage(waba_id, month))
+        counters = codec.mapping(self.redis.hgetall(self.keys.usage(waba_id, month)))
         return summarize(waba_id, month, currency, counters)
 
     # -- records -------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ class Queries:
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of the month's records (latest version of each); cursor 0 ends the scan."""
         cursor, raw = self.redis.hscan(self.keys.records(waba_id, month), cursor, count=limit)
-        records = [public(json.loads(v)) for v in raw.values()]
+        records = [public(json.loads(v)) for v in codec.mapping(raw).values()]
         records.sort(key=lambda r: (r["charge_time"], r["record_id"]))
         return records, int(cursor)
 
@@ -59,9 +60,8 @@ class Queries:
 
     def months(self, waba_id: str | None = None, month: str | None = None) -> list[tuple[str, str]]:
         """The (waba_id, month) pairs with records, optionally filtered."""
-        pairs = sorted(
-            tuple(m.decode().split("|", 1)) for m in self.redis.smembers(self.keys.months)
-        )
+        members = self.redis.smembers(self.keys.months)
+        pairs = sorted(tuple(codec.text(m).split("|", 1)) for m in members)
         return [
             (w, m)
             for w, m in pairs

@@ -11,6 +11,7 @@ from processor.core.history import PairHistory
 from processor.core.policies import FREE_TIER, VOLUME_TIER, PolicyBook, local_month
 from processor.core.quote import quote
 from processor.core.rating import RateBook
+from processor.store import codec
 from processor.store.keys import Keys
 from processor.store.ops import iso, money
 
@@ -21,14 +22,14 @@ class Quoter:
 
     def waba_of(self, phone_number_id: str) -> str | None:
         waba = self.redis.hget(self.keys.phones, phone_number_id)
-        return waba.decode() if waba else None
+        return codec.text(waba) if waba else None
 
     def quote(
         self, waba_id: str, phone: str, user: str, category: str, template: bool, at: int
     ) -> dict[str, Any]:
         pair = Pair(waba_id, phone, user)
         version, blob = self.redis.hmget(self.keys.pair(pair), "v", "h")
-        history = PairHistory.loads(blob, version.decode() if version else "")
+        history = PairHistory.loads(blob, codec.text(version) if version else "")
         waba = self.ratebook.waba(waba_id)
         q = quote(pair, history, waba.timezone, self.book, category, template, at)
         out: dict[str, Any] = {

@@ -20,6 +20,7 @@ import redis
 from processor.core.model import Unit
 from processor.core.policies import VOLUME_TIER
 from processor.core.rating import RateBook, Tier
+from processor.store import codec
 from processor.store.keys import Keys
 from processor.store.ops import money, tier_table
 from processor.store.queries import USAGE_LINE_FIELDS
@@ -107,11 +108,8 @@ class Rerater:
 
     def wabas_for(self, month: str, waba_id: str | None) -> list[str]:
         """The WABAs to re-rate together: those of the month sharing a portfolio with the one."""
-        wabas = sorted(
-            m.decode().split("|")[0]
-            for m in self.redis.smembers(self.keys.months)
-            if m.decode().endswith(f"|{month}")
-        )
+        members = [codec.text(m) for m in self.redis.smembers(self.keys.months)]
+        wabas = sorted(m.split("|")[0] for m in members if m.endswith(f"|{month}"))
         if waba_id is None:
             return wabas
         portfolio = self.ratebook.waba(waba_id).portfolio_id
@@ -131,15 +129,15 @@ class Rerater:
         if not wabas:
             return result
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(*[self.keys.records(w, month) for w in wabas])
-            pipe.watch(*[self.keys.usage(w, month) for w in wabas])
+            pipe.watch(*[self.keys.records(w, month) for w in wabas])  # type: ignore[no-untyped-call]
+            pipe.watch(*[self.keys.usage(w, month) for w in wabas])  # type: ignore[no-untyped-call]
             old = [json.loads(v) for w in wabas
                    for v in pipe.hvals(self.keys.records(w, month))]  # fmt: skip
             new, tables = reprice(old, self.ratebook, self.keys)
             tiers = self.keys.bucket(VOLUME_TIER)
             buckets = {r["bucket"] for r in old + new if r.get("bucket", "").startswith(tiers)}
             if buckets:
-                pipe.watch(*buckets)
+                pipe.watch(*buckets)  # type: ignore[no-untyped-call]
             result.totals_before = _totals(old)
             pipe.multi()
             self._write(pipe, month, wabas, old, new, result)

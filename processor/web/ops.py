@@ -18,6 +18,7 @@ from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from processor.context import Context
+from processor.store import codec
 
 bp = Blueprint("ops", __name__)
 
@@ -68,10 +69,10 @@ class _RedisCollector(Collector):
         ctx = self.ctx
         up = GaugeMetricFamily("wa_billing_redis_up", "Whether Redis answered this scrape")
         try:
-            stats = {
-                k.decode(): int(float(v)) for k, v in ctx.redis.hgetall(ctx.keys.stats).items()
-            }
-            latency = {k.decode(): float(v) for k, v in ctx.redis.hgetall(ctx.keys.latency).items()}
+            raw_stats = codec.mapping(ctx.redis.hgetall(ctx.keys.stats))
+            raw_latency = codec.mapping(ctx.redis.hgetall(ctx.keys.latency))
+            stats = {codec.text(k): int(float(v)) for k, v in raw_stats.items()}
+            latency = {codec.text(k): float(v) for k, v in raw_latency.items()}
             depths = queue_depths(ctx)
         except redis.RedisError:
             up.add_metric([], 0)

@@ -50,7 +50,7 @@ CATEGORY_ERAS = ("cbp-2023", "cbp-2024-11")
 PMP_ERAS = ("pmp-2025-07", "pmp-2026-10")
 
 
-def inbound(t: int, referral: bool = False, wamid: str | None = None, pair: Pair = PAIR) -> Inbound:
+def inbound(t: int, referral: bool = False, wamid: str | None = None, pair: Pair = PAIR) -> Event:
     """A message from the user (``referral``: it came from an ad or a Page call-to-action)."""
     return Inbound(pair, wamid or f"in-{t}", t, "text", referral)
 
@@ -65,7 +65,7 @@ def status(
     model: str | None = None,
     expires: int | None = None,
     pair: Pair = PAIR,
-) -> Status:
+) -> Event:
     """A status of ``wamid``; Meta's pricing/conversation fields only where given."""
     pricing = None
     if category is not None or ptype is not None or model is not None:
@@ -76,23 +76,23 @@ def status(
     return Status(pair, wamid, state, t, conversation, pricing)
 
 
-def delivered(wamid: str, t: int, category: str | None = None, **meta: object) -> Status:
+def delivered(wamid: str, t: int, category: str | None = None, **meta: object) -> Event:
     return status(wamid, DELIVERED, t, category, **meta)  # type: ignore[arg-type]
 
 
-def read(wamid: str, t: int, category: str | None = None, **meta: object) -> Status:
+def read(wamid: str, t: int, category: str | None = None, **meta: object) -> Event:
     return status(wamid, READ, t, category, **meta)  # type: ignore[arg-type]
 
 
-def sent(wamid: str, t: int, category: str | None = None, **meta: object) -> Status:
+def sent(wamid: str, t: int, category: str | None = None, **meta: object) -> Event:
     return status(wamid, SENT, t, category, **meta)  # type: ignore[arg-type]
 
 
-def failed(wamid: str, t: int, pair: Pair = PAIR) -> Status:
+def failed(wamid: str, t: int, pair: Pair = PAIR) -> Event:
     return Status(pair, wamid, FAILED, t, error_codes=(131049,))
 
 
-def reply(wamid: str, t: int, **meta: object) -> Status:
+def reply(wamid: str, t: int, **meta: object) -> Event:
     """A delivered non-template (free-form) message: Meta's category ``service``."""
     return delivered(wamid, t, "service", **meta)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processor.core.events import Status
+from processor.core.events import Event
 from processor.core.model import DERIVED, META
 from processor.core.policies import (
     AUTH_INTL,
@@ -152,7 +152,7 @@ def test_only_service_conversations_enter_the_monthly_allowance(
 def test_fep_closes_all_open_conversations_and_none_opens_while_it_lasts(fields: str) -> None:
     """FEP closes all open conversations; none opens while it lasts; it is free."""
 
-    def fep(wamid: str, t: int, category: str = SERVICE) -> Status:
+    def fep(wamid: str, t: int, category: str = SERVICE) -> Event:
         if fields == "meta":  # Meta marks every message of the window as referral_conversion
             return delivered(wamid, t, REFERRAL, conv_id="fep-1")
         return delivered(wamid, t, category if fields == "category-only" else None)

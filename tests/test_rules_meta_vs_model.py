@@ -197,7 +197,7 @@ def test_meta_saying_entry_point_wins_where_the_model_saw_none(
     """referral_conversion (or pricing.type free_entry_point) marks FEP; without a referral
     inbound the model saw none: Meta's answer is kept and marked."""
     t0 = ERA[era]
-    unit = only([inbound(t0), delivered("w1", t0 + H, **meta)])  # type: ignore[arg-type]
+    unit = only([inbound(t0), delivered("w1", t0 + H, **meta)])
     assert (unit.category, unit.free_reason, unit.discrepancy) == (
         REFERRAL,
         FREE_ENTRY_POINT,
@@ -218,7 +218,7 @@ def test_meta_denying_an_entry_point_the_model_saw_wins_and_is_marked(
     """Meta's answer wins: a message Meta did not put in an FEP is judged as Meta says,
     marked model_free_entry_point_meta_had_none."""
     t0 = ERA[era]
-    events = [inbound(t0, referral=True), delivered("w1", t0 + H, category, **meta)]  # type: ignore[arg-type]
+    events = [inbound(t0, referral=True), delivered("w1", t0 + H, category, **meta)]
     unit = only(events)
     assert (unit.category, unit.discrepancy) == (category, MISSING_FEP)
 
@@ -245,7 +245,7 @@ def test_source_is_meta_where_metas_answer_is_present_else_derived(
 ) -> None:
     """Where Meta's fields are missing the model decides (source derived): under CBP Meta's
     answer is its conversation id, under PMP its pricing.type."""
-    unit = only([delivered("w1", ERA[era], **meta)])  # type: ignore[arg-type]
+    unit = only([delivered("w1", ERA[era], **meta)])
     assert unit.source == source
 
 

@@ -3,21 +3,22 @@ time, the billing month, and the era chosen by the charge time in the WABA's tim
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from processor.core.model import Unit
+from processor.core.events import Event
 from processor.core.policies import (
     FREE_CUSTOMER_SERVICE,
     FREE_ENTRY_POINT,
     MARKETING,
     POLICIES,
     REFERRAL,
-    SERVICE,
     UTILITY,
     VOLUME_TIER,
+    WABA_ALLOWANCE,
     PolicyBook,
     local_month,
 )
@@ -29,9 +30,9 @@ from tests.rules_helpers import (
     inbound,
     only,
     read,
+    reply,
     run,
     sent,
-    summary,
     ts,
     units,
 )
@@ -40,7 +41,7 @@ PMP = ERA["pmp-2025-07"]
 CBP = ERA["cbp-2023"]
 
 
-def utility_free(events: list, at: int) -> bool:  # type: ignore[type-arg]
+def utility_free(events: Sequence[Event], at: int) -> bool:
     """Whether a utility template delivered at ``at`` is free under pmp-2025-07 (in the CSW)."""
     unit = only([*events, delivered("probe", at, UTILITY)])
     return unit.free_reason == FREE_CUSTOMER_SERVICE
@@ -127,9 +128,8 @@ def test_fep_lasts_72h_from_the_delivery_that_opened_it(second_at: int, inside: 
 
 
 def test_only_the_first_reply_can_open_the_fep() -> None:
-    """The FEP is opened by the first delivered message after the entry point, not a later
-    one: a reply after 24h does not open it even though the referral is recent for a later
-    entry point."""
+    """The FEP is opened by the business's first delivered message after the entry point: a
+    first reply after 24h opens none, and no later message can open it instead."""
     events = [
         inbound(PMP, referral=True),
         delivered("w1", PMP + 25 * H, MARKETING),  # too late: no FEP, and the chance is used
@@ -286,10 +286,38 @@ def test_billing_month_is_the_local_month_of_the_charge_time(
     assert local_month(ts(instant), ZoneInfo(zone)) == month
 
 
-def test_units_carry_their_charge_time_for_the_month() -> None:
-    """A unit's charge_time is the delivery time (what the month is taken from)."""
-    events = [inbound(PMP), delivered("w1", PMP + 5, SERVICE), read("w1", PMP + 50)]
-    [unit] = units(events)
-    assert isinstance(unit, Unit)
-    assert summary([unit]) == [("w1", SERVICE, FREE_CUSTOMER_SERVICE, None)]
-    assert unit.charge_time == PMP + 5
+def test_a_conversation_keeps_the_policy_of_its_opening_across_an_era_boundary() -> None:
+    """The era is chosen by the charge time of the unit: a service conversation opened on
+    2024-10-31 is a cbp-2023 conversation (in the allowance), and free-form messages on
+    2024-11-01 inside it open nothing."""
+    opened = ts("2024-10-31T20:00")
+    events = [inbound(opened - H), reply("w1", opened), reply("w2", ts("2024-11-01T10:00"))]
+    unit = only(events)
+    assert (unit.policy, unit.bucket, unit.free_reason) == ("cbp-2023", WABA_ALLOWANCE, None)
+
+
+def test_a_cbp_2022_conversation_open_at_the_2023_switch_covers_templates_until_it_expires() -> (
+    None
+):
+    """Choice (the rule book is silent): as with the CBP->PMP switch, a conversation still open
+    after 2023-06-01 keeps covering what its own era let it cover (every message) until it
+    expires; then the cbp-2023 categories apply."""
+    opened = ts("2023-05-31T20:00")
+    events = [
+        inbound(opened - H),
+        delivered("w1", opened),  # user_initiated, until 2023-06-01T20:00
+        delivered("w2", ts("2023-06-01T10:00"), MARKETING),
+        delivered("w3", ts("2023-06-01T20:00"), MARKETING),
+    ]
+    assert [(u.wamid, u.policy, u.category) for u in units(events)] == [
+        ("w1", "cbp-2022", "user_initiated"),
+        ("w3", "cbp-2023", MARKETING),
+    ]
+
+
+def test_decisions_use_event_time_not_arrival_order() -> None:
+    """A status can precede the inbound message that opened the CSW: decisions use event
+    timestamps, never arrival time."""
+    t0 = ERA["cbp-2022"]
+    arrived = [delivered("w1", t0 + H), inbound(t0)]  # the reply's status arrived first
+    assert only(arrived).category == "user_initiated"

@@ -149,7 +149,7 @@ class Ledger:
         evaluation = evaluate(pair, history, tz, self.book)
         unit_ops, months = self._unit_ops(pair, history, evaluation)
         history.pending, pending_ops = self.ops.pending_ops(
-            pair, history.pending, evaluation.pending
+            pair, history.pending, evaluation.pending, history.floor
         )
         expected, history.version = history.version, secrets.token_hex(8)
         cfg, keys = self.config, self.keys

@@ -128,10 +128,22 @@ class OpBuilder:
         return "", plain
 
     def pending_ops(
-        self, pair: Pair, before: dict[str, list[Any]], after: tuple[Pending, ...]
+        self,
+        pair: Pair,
+        before: dict[str, list[Any]],
+        after: tuple[Pending, ...],
+        floor: int = 0,
     ) -> tuple[dict[str, list[Any]], list[str]]:
-        """Ops that make the WABA's pending list match ``after``; and the new stored form."""
-        now: dict[str, list[Any]] = {p.wamid: [p.charge_time, p.reason] for p in after}
+        """Ops that make the WABA's pending list match ``after``; and the new stored form.
+
+        A message still pending when its pair's history was trimmed past it stays listed (it
+        can no longer be priced from webhooks, and must not vanish silently)."""
+        now: dict[str, list[Any]] = {
+            wamid: [t, "past the pair's history horizon; " + reason.split("; ")[-1]]
+            for wamid, (t, reason) in before.items()
+            if t < floor
+        }
+        now.update({p.wamid: [p.charge_time, p.reason] for p in after})
         key = self.keys.pending(pair.waba_id)
         ops = []
         for wamid in sorted(before.keys() | now.keys()):

@@ -205,3 +205,20 @@ def test_allowance_renews_each_month_and_does_not_accumulate(world: dict[str, An
     november = [r["free_reason"] for r in records(world, "2026-11")]
     assert october == ["free_tier", "free_tier", None]
     assert november == ["free_tier", "free_tier", None, None]
+
+
+def test_allowance_month_ends_at_midnight_in_the_waba_time_zone(world: dict[str, Any]) -> None:
+    """cbp-2023: a service conversation at 22:00 on Nov 30 in São Paulo (01:00Z Dec 1) counts
+    towards November's allowance, not December's."""
+    write(world["config"], "wabas.csv",
+          f"waba_id,currency,timezone,portfolio_id\n{WABA},USD,America/Sao_Paulo,\n")  # fmt: skip
+    dec_1_utc = 1_701_388_800  # 2023-12-01T00:00Z = 2023-11-30 21:00 in São Paulo
+    times = [dec_1_utc - 5 * DAY, dec_1_utc - 4 * DAY, dec_1_utc + 3_600, dec_1_utc + 4 * 3_600]
+    events = [template(n, t, "service") for n, t in enumerate(times, 1)]
+    apply(world, events, limit=2)
+    november = [(r["wamid"], r["free_reason"]) for r in records(world, "2023-11")]
+    december = [(r["wamid"], r["free_reason"]) for r in records(world, "2023-12")]
+    assert november == [("wamid.0001", "free_tier"), ("wamid.0002", "free_tier"),
+                        ("wamid.0003", None)]  # fmt: skip
+    assert december == [("wamid.0004", "free_tier")]
+    assert {r["policy"] for r in records(world, "2023-11")} == {"cbp-2023"}

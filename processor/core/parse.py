@@ -154,7 +154,7 @@ def _inbound(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Inboun
 
 def _status(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Status:
     status = item.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         raise BadPayload(f"unknown status {_short(status)}")
     recipient = item.get("recipient_id")
     if item.get("recipient_type") == "group":
@@ -182,8 +182,8 @@ def _conversation(raw: Any) -> Conversation | None:
     if not isinstance(raw, dict):
         raise BadPayload("conversation is not an object")
     conv_id = raw.get("id")
-    if conv_id is not None and not (isinstance(conv_id, str) and 0 < len(conv_id) <= 256):
-        raise BadPayload("conversation.id is not a string")
+    if conv_id is not None and not _printable(conv_id, 256):
+        raise BadPayload("conversation.id is not a printable string")
     expires = raw.get("expiration_timestamp")
     origin = raw.get("origin")
     origin_type = origin.get("type") if isinstance(origin, dict) else None
@@ -233,9 +233,14 @@ def _user(raw: Any, what: str) -> str:
 
 
 def _wamid(raw: Any) -> str:
-    if not isinstance(raw, str) or not 0 < len(raw) <= _WAMID_MAX or not raw.isprintable():
+    if not _printable(raw, _WAMID_MAX):
         raise BadPayload("id is not a message id")
-    return raw
+    return str(raw)
+
+
+def _printable(raw: Any, longest: int) -> bool:
+    """A non-empty printable string of at most ``longest`` characters (no lone surrogates)."""
+    return isinstance(raw, str) and 0 < len(raw) <= longest and raw.isprintable()
 
 
 def _timestamp(raw: Any, what: str = "timestamp") -> int:
@@ -266,6 +271,7 @@ _PRIVATE = frozenset(
     {
         "text",
         "body",
+        "filename",
         "caption",
         "name",
         "profile",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -98,32 +99,44 @@ class Ledger:
         for event in events:
             by_pair[event.pair].append(event)
         pairs = list(by_pair)
-        histories = self._read(pairs)
+        stored = self._read(pairs)
         calls: list[_Call] = []
         for pair in pairs:
-            calls.extend(self._decide_pair(pair, histories[pair], by_pair[pair], result))
+            calls.extend(self._decide_pair(pair, stored[pair], by_pair[pair], result))
         return self._run(calls, result)
 
-    def _read(self, pairs: list[Pair]) -> dict[Pair, PairHistory]:
+    def _read(self, pairs: list[Pair]) -> dict[Pair, tuple[str, bytes | None]]:
+        """Each pair's stored (version, history JSON)."""
         pipe = self.redis.pipeline(transaction=False)
         for pair in pairs:
             pipe.hmget(self.keys.pair(pair), "v", "h")
         return {
-            pair: PairHistory.loads(blob, version.decode() if version else "")
+            pair: (version.decode() if version else "", blob)
             for pair, (version, blob) in zip(pairs, pipe.execute(), strict=True)
         }
 
     def _decide_pair(
-        self, pair: Pair, history: PairHistory, events: list[Event], result: ApplyResult
+        self,
+        pair: Pair,
+        stored: tuple[str, bytes | str | None],
+        events: list[Event],
+        result: ApplyResult,
     ) -> list[_Call]:
+        version, blob = stored
+        history = PairHistory.loads(blob, version)
         calls = []
         for event in events:
             try:
                 call = self._decide(pair, history, event)
             except Exception as exc:  # a bug must not stop the other events: quarantine
-                log.exception("deciding event %s failed", _ident(event))
+                # the traceback without the exception's message, which may quote user data
+                trace = "".join(traceback.format_tb(exc.__traceback__))
+                log.error("deciding event %s failed: %s\n%s", _ident(event), _kind(exc), trace)
                 result.rejected.append((event, f"internal error: {exc.__class__.__name__}"))
+                history = PairHistory.loads(blob, version)  # forget what the event merged
                 continue
+            if isinstance(call, _Call):
+                version, blob = history.version, call.args[2]
             if call is UNCHANGED:
                 result.unchanged += 1
             elif isinstance(call, str):
@@ -250,6 +263,10 @@ def _signature(unit: Unit) -> str:
     """A short digest of everything that makes up a unit (a change means a new version)."""
     text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _kind(exc: BaseException) -> str:
+    return f"{exc.__class__.__module__}.{exc.__class__.__name__}"
 
 
 def _ident(event: Event) -> str:

@@ -9,15 +9,18 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
 from processor.context import Context
+from processor.core.parse import load_json_object
+from processor.errors import BadPayload
 from processor.web.auth import authorized
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 USER = re.compile(r"[0-9]{4,20}|[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 CATEGORY = re.compile(r"[a-z_-]{1,40}")
-MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 WABA = re.compile(r"[0-9]{1,32}")
 MAX_LIMIT = 1000
 
@@ -48,7 +51,7 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not re.fullmatch(r"[0-9]{1,20}", raw) or not low <= int(raw) <= high:
         abort(400, f"query parameter '{name}' must be an integer from {low} to {high}")
     return int(raw)
 
@@ -75,13 +78,13 @@ def records() -> Response:
     ctx = _ctx()
     waba, month = _waba_month()
     fmt = request.args.get("format", "json")
+    cursor = _int("cursor", 0, 0, 2**63)
+    limit = _int("limit", 100, 1, MAX_LIMIT)
     if fmt == "jsonl":
         lines = (json.dumps(r) + "\n" for r in ctx.queries.records(waba, month))
         return Response(stream_with_context(_chunks(lines)), mimetype="application/x-ndjson")
     if fmt != "json":
         abort(400, "format must be json or jsonl")
-    cursor = _int("cursor", 0, 0, 2**63)
-    limit = _int("limit", 100, 1, MAX_LIMIT)
     page, following = ctx.queries.records_page(waba, month, cursor, limit)
     return jsonify(
         waba_id=waba,
@@ -107,10 +110,13 @@ def _chunks(lines: Iterator[str]) -> Iterator[str]:
 def quarantine() -> Response:
     """Quarantined bodies and events with their reasons, newest first."""
     before = request.args.get("before")
-    if before is not None and not re.fullmatch(r"\d{1,20}-\d{1,20}", before):
+    if before is not None and not re.fullmatch(r"[0-9]{1,19}-[0-9]{1,19}", before):
         abort(400, "query parameter 'before' is malformed")
     limit = _int("limit", 100, 1, MAX_LIMIT)
-    return jsonify(_ctx().quarantine.list(limit, before))
+    try:
+        return jsonify(_ctx().quarantine.list(limit, before))
+    except redis.ResponseError:  # an id Redis refuses (e.g. 0-0 as an exclusive bound)
+        abort(400, "query parameter 'before' is not a quarantine id")
 
 
 @bp.get("/pending")
@@ -127,9 +133,10 @@ def quote() -> Response:
     from processor.store.quoting import Quoter
 
     ctx = _ctx()
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, "the body must be a JSON object")
+    try:
+        body = load_json_object(request.get_data(), ctx.settings.max_json_depth)
+    except BadPayload as exc:
+        abort(400, f"the body must be a JSON object: {exc}")
     phone = _field(body, "phone_number_id", WABA)
     user = _field(body, "user_id", USER)
     category = _field(body, "category", CATEGORY)

@@ -65,17 +65,24 @@ def document() -> Schema:
 
 def _paths() -> Schema:
     waba_month = [_waba_id(required=True), _month()]
+    records_ok = {
+        "description": "A page of records, or every record as JSON Lines.",
+        "content": {JSON: {"schema": _ref("RecordsPage")}, NDJSON: {"schema": {"type": "string"}}},
+    }
     return {
-        "/v1/usage": _get(
+        "/v1/usage": _operation(
+            "get",
             "usage",
             "Units and money per category x market x billable/free reason for one WABA-month.",
-            waba_month,
             _json_ok("Usage"),
+            waba_month,
         ),
-        "/v1/records": _get(
+        "/v1/records": _operation(
+            "get",
             "records",
             "The month's records (latest version of each): a page of JSON, or every record as "
             "JSON Lines with `format=jsonl` (then `cursor` and `limit` are not read).",
+            records_ok,
             [
                 *waba_month,
                 _query(
@@ -83,93 +90,77 @@ def _paths() -> Schema:
                     {"type": "string", "enum": ["json", "jsonl"], "default": "json"},
                     "`json`: one page; `jsonl`: every record, one JSON object a line.",
                 ),
-                _query(
-                    "cursor",
-                    {"type": "integer", "minimum": 0, "maximum": CURSOR_MAX, "default": 0},
-                    "`next_cursor` of the previous page; 0 starts the scan.",
-                ),
-                _query(
-                    "limit",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
-                    "About how many records a page holds.",
-                ),
+                _integer("cursor", 0, CURSOR_MAX, 0, "`next_cursor` of the previous page."),
+                _integer("limit", 1, MAX_LIMIT, 100, "About how many records a page holds."),
             ],
-            {
-                "description": "A page of records, or every record as JSON Lines.",
-                "content": {
-                    JSON: {"schema": _ref("RecordsPage")},
-                    NDJSON: {"schema": {"type": "string"}},
-                },
-            },
         ),
-        "/v1/quarantine": _get(
+        "/v1/quarantine": _operation(
+            "get",
             "quarantine",
             "Quarantined bodies and events with their reasons, newest first.",
+            _json_ok("QuarantinePage"),
             [
-                _query(
-                    "limit",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
-                    "Items per page.",
-                ),
+                _integer("limit", 1, MAX_LIMIT, 100, "Items per page."),
                 _query(
                     "before",
-                    {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                    {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,19}$"},
                     "`next` of the previous page: items older than this id.",
                 ),
             ],
-            _json_ok("QuarantinePage"),
         ),
-        "/v1/pending": _get(
+        "/v1/pending": _operation(
+            "get",
             "pending",
             "Delivered messages whose category is not known yet (not charged, not guessed).",
-            [_waba_id(required=False)],
             _json_ok("PendingList"),
+            [_waba_id(required=False)],
         ),
-        "/v1/quote": _quote_path(),
-        "/v1/discrepancies": _get(
+        "/v1/quote": _operation(
+            "post",
+            "quote",
+            "What delivering one message would cost now (or at `at`), from the stored state; it "
+            "changes nothing. 400 when the phone number is unknown and no `waba_id` is given, "
+            "or the category does not fit `template`.",
+            _json_ok("Quote"),
+            body="QuoteRequest",
+        ),
+        "/v1/discrepancies": _operation(
+            "get",
             "discrepancies",
             "Records where Meta's classification and the window model disagree (Meta's kept).",
-            waba_month,
             _json_ok("DiscrepancyList"),
+            waba_month,
         ),
     }
 
 
-def _quote_path() -> Schema:
-    return {
-        "post": {
-            "operationId": "quote",
-            "summary": (
-                "What delivering one message would cost now (or at `at`), from the stored "
-                "state; it changes nothing. 400 when the phone number is unknown and no "
-                "`waba_id` is given, or the category does not fit `template`."
-            ),
-            "requestBody": {
-                "required": True,
-                "content": {JSON: {"schema": _ref("QuoteRequest")}},
-            },
-            "responses": {
-                "200": _json_ok("Quote"),
-                "400": {"$ref": "#/components/responses/BadRequest"},
-                "401": {"$ref": "#/components/responses/Unauthorized"},
-            },
-        }
+def _operation(
+    method: str,
+    name: str,
+    summary: str,
+    ok: Schema,
+    parameters: list[Schema] | None = None,
+    body: str | None = None,
+) -> Schema:
+    operation: Schema = {
+        "operationId": name,
+        "summary": summary,
+        "responses": {
+            "200": ok,
+            "400": {"$ref": "#/components/responses/BadRequest"},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+        },
     }
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
+    return {method: operation}
 
 
-def _get(name: str, summary: str, parameters: list[Schema], ok: Schema) -> Schema:
-    return {
-        "get": {
-            "operationId": name,
-            "summary": summary,
-            "parameters": parameters,
-            "responses": {
-                "200": ok,
-                "400": {"$ref": "#/components/responses/BadRequest"},
-                "401": {"$ref": "#/components/responses/Unauthorized"},
-            },
-        }
-    }
+def _integer(name: str, low: int, high: int, default: int, description: str) -> Schema:
+    schema = {"type": "integer", "minimum": low, "maximum": high, "default": default}
+    return _query(name, schema, description)
 
 
 def _query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:

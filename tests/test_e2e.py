@@ -65,7 +65,7 @@ def processes(environ: dict[str, str], ctx: Context) -> Iterator[str]:
     ]
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _up(base), timeout=30)
+        wait_for(lambda: _up(base), timeout=90)
         yield base
     finally:
         for proc in [web, *workers]:

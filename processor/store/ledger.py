@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import sys
 import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 MAX_ROUNDS = 20
 DUPLICATE, CONFLICT, APPLIED = 0, 1, 2
-UNCHANGED = "unchanged"
+TOO_LATE = "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
 UNIT_FIELDS = tuple(f.name for f in fields(Unit))
 SCRIPT = resources.files("processor.store").joinpath("lua/apply.lua")
 
@@ -61,7 +62,7 @@ class ApplyResult:
 
 @dataclass
 class _Call:
-    event: Event
+    events: list[Event]  # the new events it claims (all of one pair)
     keys: list[str]
     args: list[Any]
     months: set[str]
@@ -122,39 +123,52 @@ class Ledger:
         events: list[Event],
         result: ApplyResult,
     ) -> list[_Call]:
-        version, blob = stored
-        history = PairHistory.loads(blob, version)
-        calls = []
+        """One call for all of ``events`` of the pair; one per event only if deciding fails."""
+        try:
+            return self._decide(pair, PairHistory.loads(*_swap(stored)), events, result)
+        except Exception:
+            if len(events) == 1:
+                self._reject_failed(events[0], result)
+                return []
+        calls = []  # find the event that breaks the rules: decide them one by one
+        history = PairHistory.loads(*_swap(stored))
         for event in events:
+            before = history.copy()
             try:
-                call = self._decide(pair, history, event)
-            except Exception as exc:  # a bug must not stop the other events: quarantine
-                # the traceback without the exception's message, which may quote user data
-                trace = "".join(traceback.format_tb(exc.__traceback__))
-                log.error("deciding event %s failed: %s\n%s", _ident(event), _kind(exc), trace)
-                result.rejected.append((event, f"internal error: {exc.__class__.__name__}"))
-                history = PairHistory.loads(blob, version)  # forget what the event merged
-                continue
-            if isinstance(call, _Call):
-                version, blob = history.version, call.args[2]
-            if call is UNCHANGED:
-                result.unchanged += 1
-            elif isinstance(call, str):
-                result.rejected.append((event, call))
-            elif call is None:
-                result.duplicates += 1
-            else:
-                calls.append(call)
-        return calls
+                calls.extend(self._decide(pair, history, [event], result))
+            except Exception:
+                self._reject_failed(event, result)
+                history = before
+        return calls  # each expects the version the previous one writes
 
-    def _decide(self, pair: Pair, history: PairHistory, event: Event) -> _Call | str | None:
-        """The apply call for ``event``; None when it changes nothing; a reason to reject it."""
-        settled = isinstance(event, Status) and history.is_settled(event.wamid)
-        if event.timestamp < history.floor and not settled:
-            return "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
-        changed = _merge(history, event)
-        if changed is not True:
-            return None if changed is None else UNCHANGED
+    def _reject_failed(self, event: Event, result: ApplyResult) -> None:
+        """A bug must not stop the other events: log it (ids only) and quarantine the event."""
+        exc = sys.exc_info()[1]
+        assert exc is not None
+        # the traceback without the exception's message, which may quote user data
+        trace = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("deciding event %s failed: %s\n%s", _ident(event), _kind(exc), trace)
+        result.rejected.append((event, f"internal error: {exc.__class__.__name__}"))
+
+    def _decide(
+        self, pair: Pair, history: PairHistory, events: list[Event], result: ApplyResult
+    ) -> list[_Call]:
+        """Merge ``events``, evaluate the pair once, and build the call that applies them."""
+        new: list[Event] = []
+        for event in events:
+            settled = isinstance(event, Status) and history.is_settled(event.wamid)
+            if event.timestamp < history.floor and not settled:
+                result.rejected.append((event, TOO_LATE))
+                continue
+            changed = _merge(history, event)
+            if changed is None:
+                result.duplicates += 1
+            elif not changed:
+                result.unchanged += 1
+            else:
+                new.append(event)
+        if not new:
+            return []
         tz = self.ratebook.waba(pair.waba_id).timezone
         newest = history.newest()
         if newest - history.oldest() > self.config.pair_horizon + DAY:
@@ -179,8 +193,8 @@ class Ledger:
             "[" + ",".join(unit_ops) + "]",
             "[" + ",".join(pending_ops) + "]",
         ]
-        call_keys = [keys.claim(event.claim_id), keys.pair(pair), keys.feed]
-        return _Call(event, call_keys, args, {f"{pair.waba_id}|{m}" for m in months})
+        call_keys = [keys.pair(pair), keys.feed, *(keys.claim(e.claim_id) for e in new)]
+        return [_Call(new, call_keys, args, {f"{pair.waba_id}|{m}" for m in months})]
 
     def _unit_ops(
         self, pair: Pair, history: PairHistory, evaluation: Evaluation
@@ -212,13 +226,12 @@ class Ledger:
             pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
         months = set().union(*(c.months for c in calls))
         self._keep(pipe, months)
-        pipe.hset(self.keys.phones, mapping={
-            c.event.pair.phone_number_id: c.event.pair.waba_id for c in calls
-        })  # fmt: skip
+        pairs = {c.events[0].pair for c in calls}
+        pipe.hset(self.keys.phones, mapping={p.phone_number_id: p.waba_id for p in pairs})
         replies = pipe.execute(raise_on_error=False)
         if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
             self.sha = ""  # Redis restarted or flushed its scripts: decide again, load again
-            return [c.event for c in calls]
+            return [e for c in calls for e in c.events]
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
@@ -234,18 +247,18 @@ class Ledger:
 
     def _outcomes(self, calls: list[_Call], replies: list[Any], result: ApplyResult) -> list[Event]:
         retry: list[Event] = []
-        conflicted: set[Pair] = set()
         for call, reply in zip(calls, replies, strict=False):
             code = int(reply[0])
-            if code == DUPLICATE:
-                result.duplicates += 1
-            elif code == CONFLICT or call.event.pair in conflicted:
-                conflicted.add(call.event.pair)
-                retry.append(call.event)
-                result.conflicts += 1
-            else:
-                result.applied += 1
+            if code == APPLIED:
+                result.applied += len(call.events)
                 result.records += int(reply[1])
+            elif code == CONFLICT:  # another worker changed the pair: decide again
+                result.conflicts += len(call.events)
+                retry.extend(call.events)
+            else:  # claims already taken: those events were applied before
+                taken = {int(i) for i in reply[1:]}
+                result.duplicates += len(taken)
+                retry.extend(e for i, e in enumerate(call.events) if i not in taken)
         return retry
 
 
@@ -263,6 +276,11 @@ def _signature(unit: Unit) -> str:
     """A short digest of everything that makes up a unit (a change means a new version)."""
     text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _swap(stored: tuple[str, bytes | str | None]) -> tuple[bytes | str | None, str]:
+    version, blob = stored
+    return blob, version
 
 
 def _kind(exc: BaseException) -> str:

@@ -1,6 +1,6 @@
---[[ apply.lua: apply one billing event atomically.
+--[[ apply.lua: apply new billing events of one pair atomically.
 
-Claims the event, checks that the pair state it was decided on is still current, writes the
+Claims the events, checks that the pair state they were decided on is still current, writes the
 new pair state, then books every unit the event created, changed or voided: its place in an
 ordered bucket (free allowance or volume tiers), its money, the usage counter, the month's
 record hash and a record version on the feed stream.
@@ -11,9 +11,9 @@ correction: the same record_id, a higher version). Bucket members are
 and usage keys are the prefixes below followed by "<waba_id>:<month>" (the keys module in
 Python makes the prefixes; nothing else about key names lives here).
 
-KEYS[1]  claim key of the event                 (SET EX; existence = already applied)
-KEYS[2]  pair state hash {v = version token, h = history JSON}
-KEYS[3]  records feed stream (every record version, for downstream consumers)
+KEYS[1]  pair state hash {v = version token, h = history JSON}
+KEYS[2]  records feed stream (every record version, for downstream consumers)
+KEYS[3..] claim keys of the events      (SET EX; existence = already applied)
 ARGV[1]  expected pair version token ("" when the pair is new)
 ARGV[2]  new version token (unique per write, so that a stale decision can never match)
 ARGV[3]  new history JSON
@@ -28,21 +28,31 @@ ARGV[10] unit operations, a JSON array of:
             tiers = [{to, rate, billed, free, label}]  (rate/billed: volume tiers only)}
 ARGV[11] pending operations, a JSON array of: {key, field, value (null = delete)}
 
-Returns {0} duplicate, {1, current_version} conflict, {2, record_versions_written} applied.
+Returns {0, i...} when the claims i (0-based) exist already: nothing applied;
+        {1, current_version} on a version conflict: nothing applied;
+        {2, record_versions_written} applied.
 ]]
 
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0}
+local taken = {}
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    taken[#taken + 1] = i - 3
+  end
 end
-local version = redis.call('HGET', KEYS[2], 'v') or ''
+if #taken > 0 then
+  return {0, unpack(taken)}
+end
+local version = redis.call('HGET', KEYS[1], 'v') or ''
 if version ~= ARGV[1] then
   return {1, version}
 end
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[4])
-redis.call('HSET', KEYS[2], 'v', ARGV[2], 'h', ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[4])
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'h', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 
-local feed, feed_maxlen = KEYS[3], ARGV[6]
+local feed, feed_maxlen = KEYS[2], ARGV[6]
 local records_prefix, usage_prefix, bucket_ttl = ARGV[7], ARGV[8], ARGV[9]
 local null = cjson.null
 local written = 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +61,7 @@ class Expected:
 
     records: dict[str, tuple[str, str, str, bool, str | None, int]]
     # wamid -> (waba_id, market, category, billable, free_reason, charge_time)
+    pending: frozenset[str] = frozenset()  # delivered, but no status told the category
 
     def usage(self) -> Counter[tuple[str, str, str, bool, str | None]]:
         """Unit counts per (waba_id, market, category, billable, free_reason)."""
@@ -76,8 +77,6 @@ class Traffic:
     pairs: int  # distinct (business number, user) pairs
     status_batch: int
     expected: Expected
-    items: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list, repr=False)
-    # every item in arrival order: (waba_id, phone_number_id, item, "statuses" | "messages")
 
     @property
     def events(self) -> int:
@@ -104,19 +103,17 @@ def generate(messages: int, status_batch: int, seed: int = 1) -> Traffic:
     outbound, inbound = _conversations(rng, messages)
     timeline = _timeline(rng, outbound, inbound)
     items = [(waba, phone, item, key) for _, waba, phone, item, key in timeline]
-    bodies = _bodies(rng, items, status_batch)
-    statuses = sum(_count(b, "statuses") for b in bodies)
-    inbound_items = sum(_count(b, "messages") for b in bodies)
+    docs = _bodies(rng, items, status_batch)
+    bodies = [json.dumps(b, separators=(",", ":")).encode() for b in docs]
     pairs = {(m.phone, m.user) for m in outbound} | {(p, u) for _, _, p, u in inbound}
     return Traffic(
-        bodies=[json.dumps(b, separators=(",", ":")).encode() for b in bodies],
-        statuses=statuses,
-        inbound=inbound_items,
+        bodies=bodies,
+        statuses=sum(_count(b, "statuses") for b in docs),
+        inbound=sum(_count(b, "messages") for b in docs),
         messages=len(outbound),
         pairs=len(pairs),
         status_batch=status_batch,
-        expected=_expected(outbound),
-        items=items,
+        expected=expected_from(bodies),
     )
 
 
@@ -124,11 +121,7 @@ def generate(messages: int, status_batch: int, seed: int = 1) -> Traffic:
 
 
 def _user(rng: random.Random, n: int) -> tuple[str, str]:
-    r, acc = rng.random(), 0.0
-    for code, digits, market, share in COUNTRIES:
-        acc += share
-        if r <= acc:
-            break
+    code, digits, market, _ = rng.choices(COUNTRIES, [c[3] for c in COUNTRIES])[0]
     lead = "9" if code in ("5511", "91") else "1" if code == "52" else ""
     rest = digits - len(lead)
     return f"{code}{lead}{n % 10**rest:0{rest}d}", market
@@ -180,11 +173,7 @@ def _message(
             sent = wrote + rng.randrange(30 * H, 60 * H)  # after the CSW closed
         category = rng.choices(("marketing", "utility", "authentication"), (0.6, 0.3, 0.1))[0]
     free = category == "service" or (category == "utility" and in_csw)
-    r, acc = rng.random(), 0.0
-    for share, scenario in SCENARIOS:
-        acc += share
-        if r <= acc:
-            break
+    scenario = rng.choices([s[1] for s in SCENARIOS], [s[0] for s in SCENARIOS])[0]
     wamid = f"wamid.HBgM{n:09d}{k}FQIAERgS{rng.getrandbits(40):010X}"
     return _Message(wamid, waba, phone, user, market, category, sent, free, scenario)
 
@@ -270,9 +259,10 @@ def _body(waba: str, phone: str, key: str, items: list[dict[str, Any]]) -> dict[
 def _bodies(
     rng: random.Random, items: list[tuple[str, str, dict[str, Any], str]], status_batch: int
 ) -> list[dict[str, Any]]:
-    """Bodies in arrival order: inbound messages one per body; statuses batched per business
-    number; then redeliveries spliced in later."""
+    """Bodies in arrival order: inbound messages one per body, statuses batched per business
+    number; then the redeliveries (whole bodies, single statuses), spliced in further on."""
     bodies: list[dict[str, Any]] = []
+    later: list[tuple[int, dict[str, Any]]] = []  # (index it arrives at, body)
     open_batches: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for waba, phone, item, key in items:
         if key == "messages":
@@ -283,70 +273,55 @@ def _bodies(
         if len(batch) >= status_batch:
             bodies.append(_body(waba, phone, key, batch))
             open_batches[(waba, phone)] = []
-        if rng.random() < STATUS_REPEAT:  # the same status again, on its own, later
-            bodies.append(("later", _body(waba, phone, key, [item])))  # type: ignore[arg-type]
+        if rng.random() < STATUS_REPEAT:  # the same status again, on its own
+            later.append((len(bodies) + rng.randrange(1, 400), _body(waba, phone, key, [item])))
     for (waba, phone), batch in open_batches.items():
         if batch:
             bodies.append(_body(waba, phone, "statuses", batch))
-    return _redeliver(rng, bodies)
-
-
-def _redeliver(rng: random.Random, bodies: list[Any]) -> list[dict[str, Any]]:
-    """Place each delayed single status and each redelivered body some way further on."""
-    out: list[dict[str, Any]] = []
-    delayed: list[tuple[int, dict[str, Any]]] = []
-    for i, body in enumerate(bodies):
-        if isinstance(body, tuple):
-            delayed.append((i + rng.randrange(1, 400), body[1]))
-            continue
-        out.append(body)
+    for i, body in enumerate(list(bodies)):
         if rng.random() < BODY_REDELIVERY:
-            delayed.append((i + rng.randrange(1, 400), body))
-    delayed.sort(key=lambda x: x[0])
-    merged: list[dict[str, Any]] = []
+            later.append((i + rng.randrange(1, 400), body))
+    return _splice(bodies, later)
+
+
+def _splice(bodies: list[dict[str, Any]], later: list[tuple[int, dict[str, Any]]]) -> list[Any]:
+    later.sort(key=lambda x: x[0])
+    out: list[dict[str, Any]] = []
     j = 0
-    for i, body in enumerate(out):
-        while j < len(delayed) and delayed[j][0] <= i:
-            merged.append(delayed[j][1])
+    for i, body in enumerate(bodies):
+        while j < len(later) and later[j][0] <= i:
+            out.append(later[j][1])
             j += 1
-        merged.append(body)
-    merged.extend(b for _, b in delayed[j:])
-    return merged
+        out.append(body)
+    out.extend(body for _, body in later[j:])
+    return out
 
 
 def _count(body: dict[str, Any], key: str) -> int:
-    return sum(
-        len(change["value"].get(key, ())) for e in body["entry"] for change in e["changes"]
-    )
+    return sum(len(change["value"].get(key, ())) for e in body["entry"] for change in e["changes"])
 
 
 # -- the outcome ---------------------------------------------------------------------------------
 
 
-def _expected(outbound: list[_Message]) -> Expected:
-    """One record per message delivered or read: charged at the earlier of the two."""
-    rng = None  # times are recomputed below from the statuses actually generated
-    del rng
-    return Expected({})
-
-
-def expected_from(traffic_items: list[tuple[str, str, dict[str, Any], str]]) -> Expected:
-    """The expected records, from the generated status items themselves."""
+def expected_from(bodies: list[bytes]) -> Expected:
+    """The records that ``bodies`` must produce, read from the bodies themselves (so that any
+    slice of the traffic has its own expectation)."""
     seen: dict[str, dict[str, Any]] = {}
-    for waba, _phone, item, key in traffic_items:
-        if key != "statuses":
-            continue
-        facts = seen.setdefault(item["id"], {"waba": waba, "times": [], "pricing": None})
-        if item["status"] in ("delivered", "read"):
-            facts["times"].append(int(item["timestamp"]))
-        if "pricing" in item:
-            facts["pricing"] = item["pricing"]
-            facts["user"] = item["recipient_id"]
-    records = {}
+    for raw in bodies:
+        doc = json.loads(raw)
+        for entry in doc["entry"]:
+            for change in entry["changes"]:
+                for item in change["value"].get("statuses", ()):
+                    _note(seen.setdefault(item["id"], {"waba": entry["id"], "times": []}), item)
+    records, pending = {}, set()
     for wamid, facts in seen.items():
         if not facts["times"]:
+            continue  # never delivered: nothing is charged
+        pricing = facts.get("pricing")
+        if pricing is None:
+            pending.add(wamid)  # delivered, category not known yet
             continue
-        pricing = facts["pricing"]
         free = pricing["type"] == FREE_CS
         records[wamid] = (
             facts["waba"],
@@ -356,7 +331,15 @@ def expected_from(traffic_items: list[tuple[str, str, dict[str, Any], str]]) -> 
             FREE_CS if free else None,
             min(facts["times"]),
         )
-    return Expected(records)
+    return Expected(records, frozenset(pending))
+
+
+def _note(facts: dict[str, Any], item: dict[str, Any]) -> None:
+    if item["status"] in ("delivered", "read"):
+        facts["times"].append(int(item["timestamp"]))
+    if "pricing" in item:
+        facts["pricing"] = item["pricing"]
+        facts["user"] = item["recipient_id"]
 
 
 def market_of(user: str) -> str:

@@ -45,6 +45,8 @@ class Settings:
     drain_batch_bodies: int = 200
     drain_max_seconds: float = 10.0
     claim_idle_seconds: float = 60.0
+    drain_idle_seconds: float = 1.0
+    max_deliveries: int = 5
     janitor_interval_seconds: float = 5.0
     redis_timeout_seconds: float = 2.0
     port: int = 8000
@@ -158,6 +160,8 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         drain_batch_bodies=r.typed("DRAIN_BATCH_BODIES", 200, _positive_int, "a positive integer"),
         drain_max_seconds=r.typed("DRAIN_MAX_SECONDS", 10.0, _positive_float, "seconds"),
         claim_idle_seconds=r.typed("CLAIM_IDLE_SECONDS", 60.0, _positive_float, "seconds"),
+        drain_idle_seconds=r.typed("DRAIN_IDLE_SECONDS", 1.0, _positive_float, "seconds"),
+        max_deliveries=r.typed("MAX_DELIVERIES", 5, _positive_int, "a positive integer"),
         janitor_interval_seconds=r.typed("JANITOR_INTERVAL_SECONDS", 5.0, _positive_float, "s"),
         redis_timeout_seconds=r.typed("REDIS_TIMEOUT_SECONDS", 2.0, _positive_float, "seconds"),
         port=r.typed("PORT", 8000, _positive_int, "a port number"),

@@ -53,6 +53,7 @@ def environ(redis_url: str, tmp_path: Path) -> dict[str, str]:
         "WA_BILLING_DATA_DIR": str(tmp_path / "data"),
         "CLAIM_IDLE_SECONDS": "0.5",
         "DRAIN_MAX_SECONDS": "5",
+        "DRAIN_IDLE_SECONDS": "0.05",
     }
 
 

@@ -8,6 +8,7 @@ twice; an allowance frees exactly its first units in (charge time, wamid) order.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,21 +42,27 @@ ERAS = {  # a mid-month moment in each era, and the categories Meta reports in i
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> list[Event]:
+def histories(draw: st.DrawFn, span: int = 3 * DAY) -> list[Event]:
     era = draw(st.sampled_from(sorted(ERAS)))
     base, categories = ERAS[era]
     pmp = era.startswith("pmp")
     events: list[Event] = []
     for n in range(draw(st.integers(0, 4))):
         user = draw(st.sampled_from(USERS))
-        t = base + draw(st.integers(0, 3 * DAY))
+        t = base + draw(st.integers(0, span))
         referral = draw(st.integers(0, 4)) == 0
         events.append(Inbound(Pair(WABA, PHONE, user), f"wamid.in{n}", t, "text", referral))
     for n in range(draw(st.integers(1, 9))):
         user = draw(st.sampled_from(USERS))
-        t = base + draw(st.integers(0, 3 * DAY))
+        t = base + draw(st.integers(0, span))
         category = draw(st.sampled_from(categories))
-        conv = None if pmp or draw(st.booleans()) else f"conv-{user[-1]}-{draw(st.integers(0, 2))}"
+        # Meta's conversation ids: a few per user, never reused beyond a couple of days
+        period = t // (2 * DAY)
+        conv = (
+            None
+            if pmp or draw(st.booleans())
+            else f"c-{user[-1]}-{period}-{draw(st.integers(0, 2))}"
+        )
         kinds = draw(st.sets(st.sampled_from(["sent", "delivered", "read", "failed"]), min_size=1))
         for kind in sorted(kinds):
             offset = {"sent": -5, "delivered": 0, "read": 40, "failed": 10}[kind]
@@ -124,7 +131,9 @@ def applied(backend: Backend, config_dir: Path, batches: list[list[Event]]) -> d
 
 
 PROPERTY = settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -140,6 +149,23 @@ def test_any_order_and_redeliveries_give_the_same_records_and_usage(
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(arrival) - 1)), max_size=4)))
     batches = [arrival[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrival)], strict=True)]
     assert applied(backend, config_dir, batches) == reference
+
+
+@PROPERTY
+@given(events=histories(span=25 * DAY), data=st.data())
+def test_histories_longer_than_the_pair_horizon_give_the_same_result_in_any_batching(
+    backend: Backend, config_dir: Path, events: list[Event], data: st.DataObject
+) -> None:
+    """Trimming a pair's history (10-day horizon) never loses a unit: events arriving up to two
+    days late, split into any batches, give what one event at a time in time order gives."""
+    in_order = sorted(events, key=lambda e: e.timestamp)
+    reference = applied(backend, config_dir, [[e] for e in in_order])
+    late = {id(e): data.draw(st.integers(0, 2 * DAY)) for e in events}
+    arrival = sorted(events, key=lambda e: e.timestamp + late[id(e)])
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(arrival) - 1)), max_size=6)))
+    batches = [arrival[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrival)], strict=True)]
+    assert applied(backend, config_dir, batches) == reference
+    assert applied(backend, config_dir, [in_order]) == reference
 
 
 @PROPERTY

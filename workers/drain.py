@@ -56,16 +56,37 @@ def drain(max_seconds: float | None = None) -> dict[str, Any]:
     totals = dict.fromkeys(
         ("bodies", "events", "records", "duplicates", "unchanged", "quarantined"), 0
     )
-    while time.monotonic() < deadline:
-        batch = settings.drain_batch_bodies
-        entries = inbox.claim_stale(consumer, settings.claim_idle_seconds, batch)
-        entries += inbox.read(consumer, batch - len(entries))
+    batch, next_claim = settings.drain_batch_bodies, 0.0
+    while (now := time.monotonic()) < deadline:
+        entries: list[Entry] = []
+        if now >= next_claim:  # bodies of a worker that died, at most once a second
+            totals["quarantined"] += _give_up_poison(ctx)
+            entries = inbox.claim_stale(consumer, settings.claim_idle_seconds, batch)
+            next_claim = now + 1.0
+        if len(entries) < batch:  # wait a little for new bodies rather than end the job
+            wait = min(settings.drain_idle_seconds, max(0.0, deadline - now))
+            entries += inbox.read(consumer, batch - len(entries), block_seconds=wait)
         if not entries:
             return totals
         process(ctx, entries, totals)
     if inbox.backlog()["lag"]:
         ctx.enqueue_drain()
     return totals
+
+
+def _give_up_poison(ctx: Context) -> int:
+    """Quarantine bodies that made workers fail ``max_deliveries`` times (and acknowledge
+    them), so that one body cannot stop the inbox; ``wa-billing quarantine replay`` brings
+    them back after a fix."""
+    settings = ctx.settings
+    max_deliveries = settings.max_deliveries
+    ids = ctx.inbox.delivered_too_often(max_deliveries, settings.claim_idle_seconds)
+    if ids:
+        reason = f"body: processing failed {max_deliveries} times (worker crash or bug)"
+        ctx.quarantine.add_many([{"reason": reason, "body_id": i} for i in ids])
+        ctx.inbox.ack(ids)
+        log.error("quarantined %d bodies that failed %d times", len(ids), max_deliveries)
+    return len(ids)
 
 
 def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:

@@ -37,13 +37,12 @@ class Janitor(threading.Thread):
 
     def tick(self) -> None:
         ctx, settings = self.ctx, self.ctx.settings
+        ctx.inbox.ensure_group()  # the stream may have been deleted, or Redis emptied
         backlog = ctx.inbox.backlog()
         stranded = backlog["lag"] or ctx.inbox.stale_pending(settings.claim_idle_seconds)
-        if (
-            stranded
-            and ctx.queue.count == 0
-            and ctx.redis.set(ctx.keys.drain_ticket, 1, nx=True, ex=30)
-        ):
+        if stranded and ctx.queue.count == 0:
+            # no job is queued: whatever a ticket says (its job may have been lost), queue one
+            ctx.redis.set(ctx.keys.drain_ticket, 1, ex=30)
             log.info("janitor: queueing a drain job for %s stranded bodies", stranded)
             ctx.enqueue_drain()
         if time.monotonic() - self.last_trim > TRIM_EVERY:

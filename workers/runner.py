@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 
+import redis
 from rq import SimpleWorker
 
 from processor.context import Context
@@ -32,9 +34,31 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
     else:
         janitor = Janitor(ctx)
         janitor.start()
-    worker = SimpleWorker([ctx.queue], connection=ctx.redis, name=name)
     try:
-        return bool(worker.work(burst=burst, logging_level=ctx.settings.log_level))
+        while True:
+            worker = SimpleWorker([ctx.queue], connection=ctx.redis, name=name)
+            try:
+                worked = bool(worker.work(burst=burst, logging_level=ctx.settings.log_level))
+            except redis.RedisError as exc:  # RQ's own bookkeeping failed on the way out
+                log.warning("worker lost Redis (%s)", exc.__class__.__name__)
+                worked = False
+            asked = getattr(worker, "_shutdown_requested_date", None) is not None  # SIGTERM/INT
+            if burst or asked or not _wait_for_redis(ctx):
+                return worked
+            log.warning("worker stopped without being asked to (Redis lost?): starting again")
     finally:
         if janitor is not None:
             janitor.stop()
+
+
+def _wait_for_redis(ctx: Context, give_up: float = 3_600.0) -> bool:
+    """Wait (with backoff) until Redis answers; False if it stays away for ``give_up``."""
+    deadline, pause = time.monotonic() + give_up, 0.2
+    while time.monotonic() < deadline:
+        try:
+            ctx.redis.ping()
+            return True
+        except redis.RedisError:
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+    return False

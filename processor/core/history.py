@@ -68,17 +68,7 @@ class PairHistory:
         return True
 
     def _merge_status(self, event: Status) -> bool:
-        conv, pricing = event.conversation, event.pricing
-        fact: list[Any] = [
-            event.timestamp,
-            conv.id if conv else None,
-            conv.expires_at if conv else None,
-            category_name(conv.origin) if conv else None,
-            pricing.model if pricing else None,
-            category_name(pricing.category) if pricing else None,
-            pricing.type if pricing else None,
-            pricing.billable if pricing else None,
-        ]
+        fact = _fact(event)
         statuses = self.outbound.setdefault(event.wamid, {})
         if SETTLED in statuses:  # charged before the floor: nothing can change it any more
             return False
@@ -88,6 +78,28 @@ class PairHistory:
             return False
         statuses[event.status] = merged
         return True
+
+    def dominated(self, event: Status) -> bool:
+        """Whether ``event`` can never change what the rules read, whatever comes later: its
+        time cannot lower the charge time, and every field it carries is given already by a
+        status that takes precedence (e.g. a ``read`` after a ``delivered`` with pricing)."""
+        statuses = self.outbound.get(event.wamid)
+        if not statuses or SETTLED in statuses or event.status in statuses:
+            return False
+        fact = _fact(event)
+        if event.status in (DELIVERED, READ, PLAYED):
+            charge = self.facts(event.wamid).charge_time
+            if charge is None or fact[0] < charge:
+                return False
+        elif event.status == FAILED:
+            return False  # the failed flag is news
+        higher = [
+            statuses[s] for s in PRECEDENCE[: PRECEDENCE.index(event.status)] if s in statuses
+        ]
+        return all(
+            value is None or any(f[i] is not None for f in higher)
+            for i, value in enumerate(fact[1:], 1)
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -164,6 +176,21 @@ def category_name(raw: str | None) -> str | None:
         return None
     name = raw.strip().lower().replace("-", "_")
     return ALIASES.get(name, name)
+
+
+def _fact(event: Status) -> list[Any]:
+    """A status as stored: [t, conv_id, conv_expires, origin, model, category, type, billable]."""
+    conv, pricing = event.conversation, event.pricing
+    return [
+        event.timestamp,
+        conv.id if conv else None,
+        conv.expires_at if conv else None,
+        category_name(conv.origin) if conv else None,
+        pricing.model if pricing else None,
+        category_name(pricing.category) if pricing else None,
+        pricing.type if pricing else None,
+        pricing.billable if pricing else None,
+    ]
 
 
 def _merge_fact(old: list[Any], new: list[Any]) -> list[Any]:

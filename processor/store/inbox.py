@@ -51,9 +51,13 @@ class Inbox:
         entry_id, ticket, _ = pipe.execute()
         return _text(entry_id), bool(ticket)
 
-    def read(self, consumer: str, count: int) -> list[Entry]:
-        """New entries for ``consumer`` (never block: the RQ job decides when to come back)."""
-        reply: Any = self.redis.xreadgroup(GROUP, consumer, {self.keys.inbox: ">"}, count=count)
+    def read(self, consumer: str, count: int, block_seconds: float = 0.0) -> list[Entry]:
+        """Up to ``count`` new entries for ``consumer``, waiting up to ``block_seconds``."""
+        if count <= 0:
+            return []
+        block = int(block_seconds * 1000) or None
+        streams: dict[Any, Any] = {self.keys.inbox: ">"}
+        reply: Any = self.redis.xreadgroup(GROUP, consumer, streams, count=count, block=block)
         return [e for _, found in reply or () for e in _entries(found)]
 
     def claim_stale(self, consumer: str, min_idle_seconds: float, count: int) -> list[Entry]:
@@ -82,6 +86,19 @@ class Inbox:
                     lag = len(codec.entries(following))
                 return {"lag": int(lag), "pending": int(group["pending"])}
         return {"lag": int(self.redis.xlen(self.keys.inbox)), "pending": 0}  # no worker yet
+
+    def delivered_too_often(
+        self, max_deliveries: int, min_idle_seconds: float, scan: int = 100
+    ) -> list[str]:
+        """Ids of stale pending entries whose ``max_deliveries`` deliveries all failed."""
+        reply: Any = self.redis.xpending_range(
+            self.keys.inbox, GROUP, "-", "+", scan, idle=int(min_idle_seconds * 1000)
+        )
+        return [
+            _text(item["message_id"])
+            for item in reply or []
+            if int(item["times_delivered"]) >= max_deliveries
+        ]
 
     def stale_pending(self, min_idle_seconds: float) -> int:
         reply: Any = self.redis.xpending_range(

@@ -65,7 +65,6 @@ class _Call:
     events: list[Event]  # the new events it claims (all of one pair)
     keys: list[str]
     args: list[Any]
-    months: set[str]
 
 
 class Ledger:
@@ -170,14 +169,15 @@ class Ledger:
         if not new:
             return []
         tz = self.ratebook.waba(pair.waba_id).timezone
-        newest = history.newest()
-        if newest - history.oldest() > self.config.pair_horizon + DAY:
-            trim(pair, history, newest - self.config.pair_horizon, tz, self.book)
         evaluation = evaluate(pair, history, tz, self.book)
-        unit_ops, months = self._unit_ops(pair, history, evaluation)
+        unit_ops = self._unit_ops(pair, history, evaluation)
         history.pending, pending_ops = self.ops.pending_ops(
             pair, history.pending, evaluation.pending, history.floor
         )
+        newest = history.newest()
+        if newest - history.oldest() > self.config.pair_horizon + DAY:
+            # only after every event of the batch was evaluated and its units booked
+            trim(pair, history, newest - self.config.pair_horizon, tz, self.book)
         expected, history.version = history.version, secrets.token_hex(8)
         cfg, keys = self.config, self.keys
         args: list[Any] = [
@@ -192,14 +192,13 @@ class Ledger:
             cfg.bucket_ttl,
             "[" + ",".join(unit_ops) + "]",
             "[" + ",".join(pending_ops) + "]",
+            cfg.records_retention,
         ]
-        call_keys = [keys.pair(pair), keys.feed, *(keys.claim(e.claim_id) for e in new)]
-        return [_Call(new, call_keys, args, {f"{pair.waba_id}|{m}" for m in months})]
+        claims = (keys.claim(e.claim_id) for e in new)
+        return [_Call(new, [keys.pair(pair), keys.feed, keys.months, *claims], args)]
 
-    def _unit_ops(
-        self, pair: Pair, history: PairHistory, evaluation: Evaluation
-    ) -> tuple[list[str], set[str]]:
-        ops, months = [], set()
+    def _unit_ops(self, pair: Pair, history: PairHistory, evaluation: Evaluation) -> list[str]:
+        ops = []
         now: dict[str, list[Any]] = {}
         for unit in evaluation.units:
             signature = _signature(unit)
@@ -209,12 +208,11 @@ class Ledger:
                 continue
             op, month = self.ops.put(pair, unit, stored[2] if stored else None)
             ops.append(op)
-            months.add(month)
             now[unit.record_id] = [signature, unit.charge_time, month]
         for rid in history.units.keys() - now.keys():
             ops.append(self.ops.void(pair, rid, history.units[rid][2]))
         history.units = now
-        return ops, months
+        return ops
 
     def _run(self, calls: list[_Call], result: ApplyResult) -> list[Event]:
         if not calls:
@@ -224,8 +222,6 @@ class Ledger:
         pipe = self.redis.pipeline(transaction=False)
         for call in calls:
             pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
-        months = set().union(*(c.months for c in calls))
-        self._keep(pipe, months)
         pairs = {c.events[0].pair for c in calls}
         pipe.hset(self.keys.phones, mapping={p.phone_number_id: p.waba_id for p in pairs})
         replies = pipe.execute(raise_on_error=False)
@@ -236,14 +232,6 @@ class Ledger:
             if isinstance(reply, Exception):
                 raise reply
         return self._outcomes(calls, replies, result)
-
-    def _keep(self, pipe: Any, months: set[str]) -> None:
-        """Refresh the lifetime of the months written to, and list them."""
-        for waba_month in months:
-            waba, month = waba_month.split("|")
-            pipe.expire(self.keys.records(waba, month), self.config.records_retention)
-            pipe.expire(self.keys.usage(waba, month), self.config.records_retention)
-            pipe.sadd(self.keys.months, waba_month)
 
     def _outcomes(self, calls: list[_Call], replies: list[Any], result: ApplyResult) -> list[Event]:
         retry: list[Event] = []
@@ -263,13 +251,11 @@ class Ledger:
 
 
 def _merge(history: PairHistory, event: Event) -> bool | None:
-    """Merge ``event``: True if it changed what the rules read; None for a redelivery;
-    False for a new status that adds nothing (a ``read`` after ``delivered``...)."""
-    known = isinstance(event, Status) and event.wamid in history.outbound
-    before = history.facts(event.wamid) if known else None
-    if not history.merge(event):
-        return None
-    return not (known and history.facts(event.wamid) == before)
+    """Merge ``event``: True if it changed the history; None for a redelivery; False for a
+    new status that can never matter (a ``read`` after a priced ``delivered``...)."""
+    if isinstance(event, Status) and history.dominated(event):
+        return False
+    return True if history.merge(event) else None
 
 
 def _signature(unit: Unit) -> str:

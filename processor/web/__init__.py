@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -30,7 +31,16 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     app.register_blueprint(ops.bp)
     dashboard.init_app(app, ctx)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(redis.RedisError, _store_unavailable)
     return app
+
+
+def _store_unavailable(exc: redis.RedisError) -> Any:
+    """Redis is down or refused: 503, to be tried again; never a 500 with a traceback."""
+    response = jsonify(error="Service Unavailable", detail="the store is unavailable")
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def _http_error(exc: HTTPException) -> Any:

@@ -13,7 +13,8 @@ Python makes the prefixes; nothing else about key names lives here).
 
 KEYS[1]  pair state hash {v = version token, h = history JSON}
 KEYS[2]  records feed stream (every record version, for downstream consumers)
-KEYS[3..] claim keys of the events      (SET EX; existence = already applied)
+KEYS[3]  set of "waba_id|month" that have records
+KEYS[4..] claim keys of the events      (SET EX; existence = already applied)
 ARGV[1]  expected pair version token ("" when the pair is new)
 ARGV[2]  new version token (unique per write, so that a stale decision can never match)
 ARGV[3]  new history JSON
@@ -27,6 +28,7 @@ ARGV[10] unit operations, a JSON array of:
             rec = {record fields; money is set here; bucket, member, score: its place},
             tiers = [{to, rate, billed, free, label}]  (rate/billed: volume tiers only)}
 ARGV[11] pending operations, a JSON array of: {key, field, value (null = delete)}
+ARGV[12] lifetime of a month's records, usage and pending list after a change, seconds
 
 Returns {0, i...} when the claims i (0-based) exist already: nothing applied;
         {1, current_version} on a version conflict: nothing applied;
@@ -34,9 +36,9 @@ Returns {0, i...} when the claims i (0-based) exist already: nothing applied;
 ]]
 
 local taken = {}
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    taken[#taken + 1] = i - 3
+    taken[#taken + 1] = i - 4
   end
 end
 if #taken > 0 then
@@ -46,16 +48,17 @@ local version = redis.call('HGET', KEYS[1], 'v') or ''
 if version ~= ARGV[1] then
   return {1, version}
 end
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', ARGV[4])
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'h', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 
-local feed, feed_maxlen = KEYS[2], ARGV[6]
+local feed, feed_maxlen, months, keep = KEYS[2], ARGV[6], KEYS[3], ARGV[12]
 local records_prefix, usage_prefix, bucket_ttl = ARGV[7], ARGV[8], ARGV[9]
 local null = cjson.null
 local written = 0
+local touched = {}  -- "waba_id:month" of the records written
 
 local function present(v)
   return v ~= nil and v ~= null
@@ -104,6 +107,7 @@ end
 
 local function save(rec)
   local body = cjson.encode(rec)
+  touched[rec.waba_id .. ':' .. rec.billing_month] = rec
   redis.call('HSET', records_key(rec), rec.record_id, body)
   redis.call('XADD', feed, 'MAXLEN', '~', feed_maxlen, '*', 'r', body)
   written = written + 1
@@ -229,8 +233,14 @@ end
 for _, op in ipairs(cjson.decode(ARGV[11])) do
   if present(op.value) then
     redis.call('HSET', op.key, op.field, op.value)
+    redis.call('EXPIRE', op.key, keep)
   else
     redis.call('HDEL', op.key, op.field)
   end
+end
+for _, rec in pairs(touched) do  -- months written to live on, and are listed
+  redis.call('EXPIRE', records_key(rec), keep)
+  redis.call('EXPIRE', usage_key(rec), keep)
+  redis.call('SADD', months, rec.waba_id .. '|' .. rec.billing_month)
 end
 return {2, written}

@@ -1,4 +1,4 @@
-"""POST /v1/quote: what delivering a message would cost, from the stored state; it changes nothing."""
+"""POST /v1/quote: the cost of a message before it is sent; it changes nothing."""
 
 from __future__ import annotations
 

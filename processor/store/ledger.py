@@ -171,13 +171,13 @@ class Ledger:
         tz = self.ratebook.waba(pair.waba_id).timezone
         evaluation = evaluate(pair, history, tz, self.book)
         unit_ops = self._unit_ops(pair, history, evaluation)
-        history.pending, pending_ops = self.ops.pending_ops(
-            pair, history.pending, evaluation.pending, history.floor
-        )
         newest = history.newest()
         if newest - history.oldest() > self.config.pair_horizon + DAY:
             # only after every event of the batch was evaluated and its units booked
             trim(pair, history, newest - self.config.pair_horizon, tz, self.book)
+        history.pending, pending_ops = self.ops.pending_ops(
+            pair, history.pending, evaluation.pending, history.floor
+        )
         expected, history.version = history.version, secrets.token_hex(8)
         cfg, keys = self.config, self.keys
         args: list[Any] = [

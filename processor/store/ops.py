@@ -50,6 +50,9 @@ def _dump(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
+PAST_HORIZON = "past the pair's history horizon; "
+
+
 def tier_table(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
     """Volume tiers as the apply script reads them (stored beside each tier bucket)."""
     return [
@@ -138,12 +141,11 @@ class OpBuilder:
 
         A message still pending when its pair's history was trimmed past it stays listed (it
         can no longer be priced from webhooks, and must not vanish silently)."""
-        now: dict[str, list[Any]] = {
-            wamid: [t, "past the pair's history horizon; " + reason.split("; ")[-1]]
-            for wamid, (t, reason) in before.items()
-            if t < floor
-        }
+        now: dict[str, list[Any]] = {w: [t, r] for w, (t, r) in before.items() if t < floor}
         now.update({p.wamid: [p.charge_time, p.reason] for p in after})
+        for item in now.values():
+            if item[0] < floor and not item[1].startswith(PAST_HORIZON):
+                item[1] = PAST_HORIZON + item[1]
         key = self.keys.pending(pair.waba_id)
         ops = []
         for wamid in sorted(before.keys() | now.keys()):

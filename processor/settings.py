@@ -46,6 +46,7 @@ class Settings:
     drain_max_seconds: float = 10.0
     claim_idle_seconds: float = 60.0
     drain_idle_seconds: float = 1.0
+    drain_gather_seconds: float = 0.02
     max_deliveries: int = 5
     janitor_interval_seconds: float = 5.0
     redis_timeout_seconds: float = 2.0
@@ -110,6 +111,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _non_negative(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError(raw)
+    return value
+
+
 def _days(raw: str) -> int:
     return int(_positive_float(raw) * DAY)
 
@@ -161,6 +169,7 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         drain_max_seconds=r.typed("DRAIN_MAX_SECONDS", 10.0, _positive_float, "seconds"),
         claim_idle_seconds=r.typed("CLAIM_IDLE_SECONDS", 60.0, _positive_float, "seconds"),
         drain_idle_seconds=r.typed("DRAIN_IDLE_SECONDS", 1.0, _positive_float, "seconds"),
+        drain_gather_seconds=r.typed("DRAIN_GATHER_SECONDS", 0.02, _non_negative, "seconds"),
         max_deliveries=r.typed("MAX_DELIVERIES", 5, _positive_int, "a positive integer"),
         janitor_interval_seconds=r.typed("JANITOR_INTERVAL_SECONDS", 5.0, _positive_float, "s"),
         redis_timeout_seconds=r.typed("REDIS_TIMEOUT_SECONDS", 2.0, _positive_float, "seconds"),

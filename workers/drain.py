@@ -21,6 +21,7 @@ from processor.core.parse import parse_body
 from processor.errors import BadPayload
 from processor.settings import load_settings
 from processor.store.inbox import Entry
+from processor.store.keys import GROUP
 from processor.store.ledger import ApplyResult
 from workers import metrics
 
@@ -66,6 +67,9 @@ def drain(max_seconds: float | None = None) -> dict[str, Any]:
         if len(entries) < batch:  # wait a little for new bodies rather than end the job
             wait = min(settings.drain_idle_seconds, max(0.0, deadline - now))
             entries += inbox.read(consumer, batch - len(entries), block_seconds=wait)
+        if 0 < len(entries) < batch // 4 and settings.drain_gather_seconds:
+            time.sleep(settings.drain_gather_seconds)  # a steady trickle: gather a batch
+            entries += inbox.read(consumer, batch - len(entries))
         if not entries:
             return totals
         process(ctx, entries, totals)
@@ -102,9 +106,11 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     result = ctx.ledger.apply(events)
     for event, reason in result.rejected:
         rejected.append({"reason": reason, "body_id": origin.get(id(event)), "wamid": event.wamid})
-    ctx.quarantine.add_many(rejected)
-    ctx.inbox.ack([e.id for e in entries])
-    metrics.record_batch(ctx, entries, len(events), result)
+    pipe = ctx.redis.pipeline(transaction=False)  # one round trip: keep, acknowledge, count
+    ctx.quarantine.add_many(rejected, pipe=pipe)
+    pipe.xack(ctx.keys.inbox, GROUP, *[e.id for e in entries])
+    metrics.record_batch(ctx, entries, len(events), result, pipe)
+    pipe.execute()
     _add(totals, entries, events, result, rejected)
 
 

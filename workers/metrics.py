@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from processor.store.inbox import Entry
 from processor.store.ledger import ApplyResult
@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-def record_batch(ctx: Context, entries: list[Entry], events: int, result: ApplyResult) -> None:
+def record_batch(
+    ctx: Context, entries: list[Entry], events: int, result: ApplyResult, pipe: Any
+) -> None:
+    """Count a batch (in ``pipe``, which the caller executes)."""
     now_ms = time.time() * 1000
-    pipe = ctx.redis.pipeline(transaction=False)
     stats = ctx.keys.stats
     pipe.hincrby(stats, "bodies_processed", len(entries))
     pipe.hincrby(stats, "events_parsed", events)
@@ -36,4 +38,3 @@ def record_batch(ctx: Context, entries: list[Entry], events: int, result: ApplyR
     for bucket, n in buckets.items():
         pipe.hincrby(ctx.keys.latency, bucket, n)
     pipe.hincrbyfloat(ctx.keys.latency, "sum", total)
-    pipe.execute()

@@ -18,18 +18,23 @@ class Quarantine:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis, self.keys = client, keys
 
-    def add_many(self, items: list[dict[str, Any]], now: float | None = None) -> None:
-        """Quarantine ``items`` (``reason``, ``body_id``; maybe ``path``, ``item``)."""
+    def add_many(
+        self, items: list[dict[str, Any]], now: float | None = None, pipe: Any = None
+    ) -> None:
+        """Quarantine ``items`` (``reason``, ``body_id``; maybe ``path``, ``item``); in
+        ``pipe`` when given (the caller executes it), else at once."""
         if not items:
             return
         at = str(int((now or time.time()) * 1000))
-        pipe = self.redis.pipeline(transaction=False)
+        own = pipe is None
+        pipe = self.redis.pipeline(transaction=False) if own else pipe
         for item in items:
             fields: dict[Any, Any] = {k: _text(v) for k, v in item.items() if v is not None}
             fields["at"] = at
             pipe.xadd(self.keys.quarantine, fields, maxlen=MAXLEN, approximate=True)
         pipe.hincrby(self.keys.stats, "events_quarantined", len(items))
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     def list(self, limit: int = 100, before: str | None = None) -> dict[str, Any]:
         """Newest first; ``before`` is the ``next`` cursor of the previous page."""

@@ -22,7 +22,8 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 def run_all(ctx: Context, port: int, workers: int, host: str) -> None:
     env = {**os.environ, "REDIS_URL": ctx.redis_url}
     bind = f"{host}:{port}"
-    web_args = ["-m", "gunicorn", "-b", bind, "-w", "2", "--access-logfile", "-"]
+    web_workers = os.environ.get("WEB_CONCURRENCY", "4")
+    web_args = ["-m", "gunicorn", "-b", bind, "-w", web_workers, "--access-logfile", "-"]
     web = _spawn([*web_args, "processor.web:create_app()"], env)
     crew = [_spawn(["-m", "processor.cli", "worker"], env) for _ in range(workers)]
     base = f"http://{host}:{port}"

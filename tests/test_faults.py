@@ -8,8 +8,7 @@
 - poison bodies and events are quarantined with their reason and can be replayed after a fix;
 - ``wa-billing archive`` + ``wa-billing replay`` into an empty prefix rebuild the same records.
 
-Defects these tests found are marked ``xfail(strict=True)`` with their reason: remove the
-mark with the fix. Every wait polls a condition with a deadline (the one sleep is the length
+Every wait polls a condition with a deadline (the one sleep is the length
 of a Redis outage); every process is stopped in a ``finally``.
 """
 
@@ -190,15 +189,6 @@ def test_worker_killed_mid_batch_is_taken_over(
     assert snapshot(ctx.redis, ctx.settings.redis_prefix) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="defect: bodies taken over from a dead worker are applied after the newer bodies "
-    "read meanwhile; when those span more than PAIR_HORIZON_DAYS of event time (a backlog, a "
-    "replay), the pair histories were trimmed past the taken-over events, which are "
-    "quarantined as 'older than the pair's history horizon' and never billed "
-    "(processor/store/ledger.py Ledger._decide/trim)",
-)
 def test_taken_over_batch_is_billed_after_a_long_backlog(
     environ: dict[str, str], ctx: Context, procs: fh.Processes
 ) -> None:

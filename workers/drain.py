@@ -103,7 +103,10 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
         _parse(ctx, entry, events, rejected)
         for i in range(before, len(events)):
             origin[id(events[i])] = entry.id
-    result = ctx.ledger.apply(events)
+    # Trimming pair histories is safe only when no other worker holds older bodies (a dead
+    # one's, waiting to be taken over): their events would fall behind the moved floors.
+    ours = min(e.id_key for e in entries)
+    result = ctx.ledger.apply(events, may_trim=ctx.inbox.oldest_pending() >= ours)
     for event, reason in result.rejected:
         rejected.append({"reason": reason, "body_id": origin.get(id(event)), "wamid": event.wamid})
     pipe = ctx.redis.pipeline(transaction=False)  # one round trip: keep, acknowledge, count

@@ -30,6 +30,11 @@ class Entry:
     def received_ms(self) -> int:
         return int(self.id.split("-", 1)[0])
 
+    @property
+    def id_key(self) -> tuple[int, int]:
+        """The stream id as a sortable pair."""
+        return _id_key(self.id)
+
 
 class Inbox:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
@@ -100,6 +105,12 @@ class Inbox:
             if int(item["times_delivered"]) >= max_deliveries
         ]
 
+    def oldest_pending(self) -> tuple[int, int]:
+        """The id of the oldest body read but not acknowledged by any worker."""
+        summary: Any = self.redis.xpending(self.keys.inbox, GROUP)
+        smallest = summary.get("min") if summary else None
+        return _id_key(_text(smallest)) if smallest else (2**63, 0)
+
     def stale_pending(self, min_idle_seconds: float) -> int:
         reply: Any = self.redis.xpending_range(
             self.keys.inbox, GROUP, "-", "+", 100, idle=int(min_idle_seconds * 1000)
@@ -146,6 +157,11 @@ def _entries(raw: Any) -> Iterator[Entry]:
     for entry_id, fields in codec.entries(raw):
         if fields and BODY in fields:  # XAUTOCLAIM returns None fields for deleted entries
             yield Entry(_text(entry_id), fields[BODY])
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _text(value: bytes | str) -> str:

@@ -81,11 +81,16 @@ class Ledger:
         self.ops = OpBuilder(keys, ratebook, self.book)
         self.source = SCRIPT.read_text()
         self.sha = ""
+        self.may_trim = True
 
     # -- applying ------------------------------------------------------------------------------
 
-    def apply(self, events: list[Event]) -> ApplyResult:
-        """Apply ``events`` (in this order per pair); safe to call again with the same events."""
+    def apply(self, events: list[Event], may_trim: bool = True) -> ApplyResult:
+        """Apply ``events`` (in this order per pair); safe to call again with the same events.
+
+        ``may_trim=False`` keeps every pair's history whole (its floor where it is): the caller
+        knows older events are still on their way (another worker holds older bodies)."""
+        self.may_trim = may_trim
         result = ApplyResult()
         todo = list(events)
         for _ in range(MAX_ROUNDS):
@@ -172,7 +177,7 @@ class Ledger:
         evaluation = evaluate(pair, history, tz, self.book)
         unit_ops = self._unit_ops(pair, history, evaluation)
         newest = history.newest()
-        if newest - history.oldest() > self.config.pair_horizon + DAY:
+        if self.may_trim and newest - history.oldest() > self.config.pair_horizon + DAY:
             # only after every event of the batch was evaluated and its units booked
             trim(pair, history, newest - self.config.pair_horizon, tz, self.book)
         history.pending, pending_ops = self.ops.pending_ops(

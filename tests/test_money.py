@@ -222,3 +222,38 @@ def test_allowance_month_ends_at_midnight_in_the_waba_time_zone(world: dict[str,
                         ("wamid.0003", None)]  # fmt: skip
     assert december == [("wamid.0004", "free_tier")]
     assert {r["policy"] for r in records(world, "2023-11")} == {"cbp-2023"}
+
+
+def conversation(n: int, t: int, category: str) -> Status:
+    """A delivered CBP template (no Meta conversation id: the window model opens it)."""
+    pair = Pair(WABA, PHONE, f"55119{n:08d}")
+    return Status(pair, f"wamid.{n:04d}", "delivered", t, None, Pricing(True, "CBP", category))
+
+
+@pytest.mark.parametrize(
+    ("moment", "category", "month", "policy"),
+    [
+        (1_654_041_600 + 2 * DAY, "business_initiated", "2022-06", "cbp-2022"),
+        (1_700_000_000 - 10 * DAY, "service", "2023-11", "cbp-2023"),
+    ],
+    ids=["cbp-2022-any-conversation", "cbp-2023-service"],
+)
+def test_waba_allowance_1000th_conversation_is_free_and_the_1001st_is_charged(
+    world: dict[str, Any], moment: int, category: str, month: str, policy: str
+) -> None:
+    """cbp-2022: the first 1,000 conversations per WABA and month are free; cbp-2023: the
+    first 1,000 service conversations."""
+    apply(world, [conversation(n, moment + n, category) for n in range(1, 1002)])
+    recs = records(world, month)
+    assert {r["policy"] for r in recs} == {policy}
+    assert [r["free_reason"] for r in recs[998:]] == ["free_tier", "free_tier", None]
+    assert recs[1000]["billable"] is True
+    assert usage(world, month)["units"] == 1001
+
+
+def test_cbp_2023_templates_never_use_the_allowance(world: dict[str, Any]) -> None:
+    """Marketing, utility and authentication conversations are never free under cbp-2023."""
+    moment = 1_700_000_000 - 10 * DAY
+    templates = enumerate(["marketing", "utility", "authentication"], 1)
+    apply(world, [conversation(n, moment + n, c) for n, c in templates])
+    assert [r["billable"] for r in records(world, "2023-11")] == [True, True, True]

@@ -271,3 +271,16 @@ def test_healthz_and_metrics(client: Any, ctx: Context) -> None:
     assert 'wa_billing_events_total{outcome="unchanged"} 1.0' in text
     assert 'wa_billing_queue_depth{queue="inbox_lag"} 0.0' in text
     assert "wa_billing_processing_latency_seconds_count 1.0" in text
+
+
+def test_discrepancies_are_listed_with_meta_answer_kept(client: Any, ctx: Context) -> None:
+    """cbp-2023: Meta opens a new conversation where the model had one open; Meta's is kept."""
+    first = p.status("wamid.D1", "delivered", T0, category="marketing", conversation_id="c1")
+    second = p.status("wamid.D2", "delivered", T0 + H, category="marketing", conversation_id="c2")
+    post(client, p.body(p.change(statuses=[first, second])))
+    run_workers(ctx)
+    reply = client.get(f"/v1/discrepancies?waba_id={p.WABA}&month=2023-11", headers=auth())
+    [item] = reply.json["items"]
+    assert item["meta_conversation_id"] == "c2"
+    assert item["discrepancy"] == "meta_opened_conversation_model_had_one_open"
+    assert len(records(client)) == 2  # Meta's two conversations are both billed

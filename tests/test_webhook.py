@@ -202,3 +202,30 @@ def test_secret_required_at_start(environ: dict[str, str]) -> None:
     assert "META_APP_SECRET is required but not set" in info.value.problems
     assert "API_TOKEN is required but not set" in info.value.problems
     assert SECRET not in str(info.value)
+
+
+def test_unsigned_development_mode_is_explicit_and_logged(
+    environ: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without META_APP_SECRET the processor refuses to start, unless a development flag says
+    so out loud; then unsigned bodies are accepted."""
+    from processor.errors import SettingsError
+
+    unsigned = {k: v for k, v in environ.items() if k != "META_APP_SECRET"}
+    with pytest.raises(SettingsError):
+        load_settings(unsigned)
+    with caplog.at_level("WARNING"):
+        settings = load_settings({**unsigned, "WA_BILLING_ALLOW_UNSIGNED": "1"})
+    assert "signatures are NOT checked" in caplog.text
+    ctx = build_context(settings)
+    try:
+        reply = (
+            create_app(ctx=ctx)
+            .test_client()
+            .post("/webhook", data=GOOD, headers={"Content-Type": "application/json"})
+        )
+        assert reply.status_code == 200
+    finally:
+        keys = list(ctx.redis.scan_iter(f"{settings.redis_prefix}:*"))
+        if keys:
+            ctx.redis.delete(*keys)

@@ -6,11 +6,9 @@ Signed webhooks go over HTTP; records and usage come back through the API and th
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,27 +17,11 @@ import requests
 from processor.context import Context
 from tests import payloads as p
 from tests.conftest import TOKEN, signed_headers
+from tests.fault_helpers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 T0 = 1_751_400_000  # 2025-07-01T20:00Z, pmp-2025-07
 H = 3_600
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        time.sleep(every)
 
 
 @pytest.fixture
@@ -65,7 +47,7 @@ def processes(environ: dict[str, str], ctx: Context) -> Iterator[str]:
     ]
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _up(base), timeout=90)
+        wait_for(lambda: _up(base), 90, "gunicorn to answer")
         yield base
     finally:
         for proc in [web, *workers]:
@@ -160,7 +142,9 @@ def test_signed_webhooks_over_http_become_records_and_usage(
         assert post(base, doc) == 200
     assert post(base, bodies[2]) == 200  # Meta redelivers a body
     month = f"/v1/records?waba_id={p.WABA}&month=2025-07"
-    records = wait_for(lambda: len(api(base, month)["records"]) == 4 and api(base, month))
+    records = wait_for(
+        lambda: len(api(base, month)["records"]) == 4 and api(base, month), 30, "4 records"
+    )
     by_wamid = {r["wamid"]: r for r in records["records"]}
     assert set(by_wamid) == {"wamid.o1", "wamid.o2", "wamid.o3", "wamid.o4"}
     assert by_wamid["wamid.o2"]["free_reason"] == "free_customer_service"

@@ -13,8 +13,8 @@ import pytest
 from processor.context import Context, build_context
 from processor.settings import load_settings
 from tests import payloads as p
+from tests.fault_helpers import wait_for
 from tests.ledger_helpers import snapshot
-from tests.test_e2e import wait_for
 from workers.drain import drain, use_context
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +80,7 @@ def test_racing_workers_end_with_the_single_worker_result(
     try:
         for _ in workers:
             ctx.enqueue_drain()
-        wait_for(lambda: sum(ctx.inbox.backlog().values()) == 0, timeout=120)
+        wait_for(lambda: sum(ctx.inbox.backlog().values()) == 0, 120, "the inbox to be drained")
     finally:
         for proc in workers:
             proc.terminate()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 
 import redis
@@ -27,6 +29,8 @@ def kick(ctx: Context) -> bool:
 def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) -> bool:
     """Work the queue (until stopped, or until it is empty with ``burst``)."""
     use_context(ctx)
+    if not _wait_for_redis(ctx):
+        return False
     ctx.inbox.ensure_group()
     janitor = None
     if burst:
@@ -52,13 +56,17 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
 
 
 def _wait_for_redis(ctx: Context, give_up: float = 3_600.0) -> bool:
-    """Wait (with backoff) until Redis answers; False if it stays away for ``give_up``."""
+    """Wait (with backoff) until Redis answers; False if it stays away for ``give_up``, or if
+    SIGTERM/SIGINT asks the worker to stop meanwhile."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     deadline, pause = time.monotonic() + give_up, 0.2
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         try:
             ctx.redis.ping()
             return True
         except redis.RedisError:
-            time.sleep(pause)
+            stop.wait(pause)
             pause = min(pause * 2, 5.0)
     return False

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 import requests
+from rq import Worker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
@@ -761,3 +762,19 @@ def test_archive_replayed_into_an_empty_redis_rebuilds_the_same_records(
         fh.run_cli(empty, "replay", str(archive), timeout=120)
         assert drained(fresh)
         assert snapshot(fresh.redis, fresh.settings.redis_prefix) == original
+
+
+def test_worker_waiting_for_redis_still_stops_on_sigterm(
+    environ: dict[str, str], aof_redis: AofRedis, procs: fh.Processes
+) -> None:
+    """A Procfile runner stops workers with SIGTERM, also while Redis is away."""
+    worker = procs.worker("worker", {**environ, "REDIS_URL": aof_redis.url})
+    with fh.other_context({**environ, "REDIS_URL": aof_redis.url}) as ctx:
+        fh.wait_for(lambda: Worker.count(queue=ctx.queue) >= 1, 30, "the worker to register")
+    aof_redis.stop()
+    try:
+        fh.wait_for(lambda: worker.alive(), 5, "the worker to ride out the outage")
+        worker.popen.send_signal(signal.SIGTERM)
+        fh.wait_for(lambda: not worker.alive(), 15, "the worker to stop", logs=procs.logs)
+    finally:
+        aof_redis.start()

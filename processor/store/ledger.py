@@ -1,9 +1,9 @@
 """The ledger: applies events to Redis, in pipelined batches of atomic scripts.
 
-For each event: read the pair's history, merge the event, re-evaluate the pair (pure), and send
-one apply-script call that claims the event, checks the pair version it was decided on, and
-books the units that changed. All calls of a batch go in one pipeline; an event whose pair was
-changed meanwhile by another worker (a version conflict) is decided again on fresh state.
+For each pair of a batch: read its history, merge the batch's events, re-evaluate the pair once
+(pure), and send one apply-script call that claims the new events, checks the pair version it
+was decided on, and books the units that changed. All calls of a batch go in one pipeline; a
+pair changed meanwhile by another worker (a version conflict) is decided again on fresh state.
 """
 
 from __future__ import annotations
@@ -58,6 +58,14 @@ class ApplyResult:
     records: int = 0
     conflicts: int = 0
     rejected: list[tuple[Event, str]] = field(default_factory=list)
+
+    def add(self, other: ApplyResult) -> None:
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.unchanged += other.unchanged
+        self.records += other.records
+        self.conflicts += other.conflicts
+        self.rejected.extend(other.rejected)
 
 
 @dataclass
@@ -128,12 +136,16 @@ class Ledger:
         result: ApplyResult,
     ) -> list[_Call]:
         """One call for all of ``events`` of the pair; one per event only if deciding fails."""
+        attempt = ApplyResult()
         try:
-            return self._decide(pair, PairHistory.loads(*_swap(stored)), events, result)
+            calls = self._decide(pair, PairHistory.loads(*_swap(stored)), events, attempt)
         except Exception:
             if len(events) == 1:
                 self._reject_failed(events[0], result)
                 return []
+        else:
+            result.add(attempt)
+            return calls
         calls = []  # find the event that breaks the rules: decide them one by one
         history = PairHistory.loads(*_swap(stored))
         for event in events:

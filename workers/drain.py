@@ -119,7 +119,7 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
 
 def _parse(ctx: Context, entry: Entry, events: list[Event], rejected: list[dict[str, Any]]) -> None:
     try:
-        parsed = parse_body(entry.body, ctx.settings.max_json_depth)
+        parsed = parse_body(entry.body, ctx.settings.max_json_depth)  # replays come here too
     except BadPayload as exc:
         rejected.append({"reason": f"body: {exc}", "body_id": entry.id})
         return

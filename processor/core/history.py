@@ -47,6 +47,7 @@ class PairHistory:
     pending: dict[str, list[Any]] = field(default_factory=dict)  # wamid -> [t, reason]
     base: dict[str, Any] | None = None  # window state carried over from trimmed events
     floor: int = 0  # events older than this were trimmed; they can no longer be applied
+    _facts: dict[str, MessageFacts] = field(default_factory=dict, repr=False, compare=False)
 
     # -- merging -----------------------------------------------------------------------------
 
@@ -77,6 +78,7 @@ class PairHistory:
         if merged == old:
             return False
         statuses[event.status] = merged
+        self._facts.pop(event.wamid, None)
         return True
 
     def dominated(self, event: Status) -> bool:
@@ -104,6 +106,17 @@ class PairHistory:
     # -- reading -----------------------------------------------------------------------------
 
     def facts(self, wamid: str) -> MessageFacts:
+        """The merged view of a message's statuses (cached until one of them changes)."""
+        found = self._facts.get(wamid)
+        if found is None:
+            found = self._facts[wamid] = self._compute_facts(wamid)
+        return found
+
+    def replace_outbound(self, outbound: dict[str, dict[str, list[Any]]]) -> None:
+        self.outbound = outbound
+        self._facts.clear()
+
+    def _compute_facts(self, wamid: str) -> MessageFacts:
         statuses = self.outbound[wamid]
         if SETTLED in statuses:
             return MessageFacts(wamid, statuses[SETTLED][0], None, None, None, None, None, False)

@@ -445,6 +445,6 @@ def trim(
             outbound[wamid] = statuses
         elif facts.charge_time >= cutoff - settled_keep:
             outbound[wamid] = {SETTLED: [facts.charge_time]}
-    history.outbound = outbound
+    history.replace_outbound(outbound)
     history.units = {k: v for k, v in history.units.items() if v[1] >= cutoff}
     history.floor = max(history.floor, cutoff)

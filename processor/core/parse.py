@@ -36,11 +36,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _ITEM_PREVIEW = 2_000
 
 
-def load_json_object(raw: bytes, max_depth: int | None = 64) -> dict[str, Any]:
-    """Decode ``raw`` as a JSON object no deeper than ``max_depth``, or raise BadPayload.
-
-    ``max_depth=None`` leaves the nesting to the decoder's own guard (a RecursionError is a
-    BadPayload too): for bodies the endpoint has checked already."""
+def load_json_object(raw: bytes, max_depth: int = 64) -> dict[str, Any]:
+    """Decode ``raw`` as a JSON object no deeper than ``max_depth``, or raise BadPayload."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except RecursionError:
@@ -49,7 +46,7 @@ def load_json_object(raw: bytes, max_depth: int | None = 64) -> dict[str, Any]:
         raise BadPayload(f"not valid JSON: {exc.__class__.__name__}") from None
     if not isinstance(data, dict):
         raise BadPayload("JSON body is not an object")
-    if max_depth is not None and _depth(data, max_depth) > max_depth:
+    if _depth(data, max_depth) > max_depth:
         raise BadPayload(f"JSON nested deeper than {max_depth}")
     return data
 
@@ -70,7 +67,7 @@ def _depth(node: Any, limit: int) -> int:
     return deepest
 
 
-def parse_body(raw: bytes, max_depth: int | None = 64) -> ParsedBody:
+def parse_body(raw: bytes, max_depth: int = 64) -> ParsedBody:
     """Parse a raw webhook body into events, rejected items and a count of ignored changes."""
     return parse_document(load_json_object(raw, max_depth))
 

@@ -96,12 +96,9 @@ class Inbox:
         self, max_deliveries: int, min_idle_seconds: float, scan: int = 100
     ) -> list[str]:
         """Ids of stale pending entries whose ``max_deliveries`` deliveries all failed."""
-        reply: Any = self.redis.xpending_range(
-            self.keys.inbox, GROUP, "-", "+", scan, idle=int(min_idle_seconds * 1000)
-        )
         return [
             _text(item["message_id"])
-            for item in reply or []
+            for item in self._stale(min_idle_seconds, scan)
             if int(item["times_delivered"]) >= max_deliveries
         ]
 
@@ -112,10 +109,15 @@ class Inbox:
         return _id_key(_text(smallest)) if smallest else (2**63, 0)
 
     def stale_pending(self, min_idle_seconds: float) -> int:
+        """How many (up to 100) bodies were read but left unacknowledged that long."""
+        return len(self._stale(min_idle_seconds, 100))
+
+    def _stale(self, min_idle_seconds: float, scan: int) -> list[dict[str, Any]]:
+        """XPENDING details of the oldest entries idle for ``min_idle_seconds`` or more."""
         reply: Any = self.redis.xpending_range(
-            self.keys.inbox, GROUP, "-", "+", 100, idle=int(min_idle_seconds * 1000)
+            self.keys.inbox, GROUP, "-", "+", scan, idle=int(min_idle_seconds * 1000)
         )
-        return len(reply)
+        return list(reply or [])
 
     def trim(self, retention_seconds: int, now: float | None = None) -> int:
         """Drop archived entries older than the retention, never one not yet processed."""

@@ -118,27 +118,27 @@ class Ledger:
             calls.extend(self._decide_pair(pair, stored[pair], by_pair[pair], result))
         return self._run(calls, result)
 
-    def _read(self, pairs: list[Pair]) -> dict[Pair, tuple[str, bytes | None]]:
-        """Each pair's stored (version, history JSON)."""
+    def _read(self, pairs: list[Pair]) -> dict[Pair, tuple[bytes | None, str]]:
+        """Each pair's stored (history JSON, version): ``PairHistory.loads``'s arguments."""
         pipe = self.redis.pipeline(transaction=False)
         for pair in pairs:
             pipe.hmget(self.keys.pair(pair), "v", "h")
         return {
-            pair: (version.decode() if version else "", blob)
+            pair: (blob, version.decode() if version else "")
             for pair, (version, blob) in zip(pairs, pipe.execute(), strict=True)
         }
 
     def _decide_pair(
         self,
         pair: Pair,
-        stored: tuple[str, bytes | str | None],
+        stored: tuple[bytes | None, str],
         events: list[Event],
         result: ApplyResult,
     ) -> list[_Call]:
         """One call for all of ``events`` of the pair; one per event only if deciding fails."""
         attempt = ApplyResult()
         try:
-            calls = self._decide(pair, PairHistory.loads(*_swap(stored)), events, attempt)
+            calls = self._decide(pair, PairHistory.loads(*stored), events, attempt)
         except Exception:
             if len(events) == 1:
                 self._reject_failed(events[0], result)
@@ -147,7 +147,7 @@ class Ledger:
             result.add(attempt)
             return calls
         calls = []  # find the event that breaks the rules: decide them one by one
-        history = PairHistory.loads(*_swap(stored))
+        history = PairHistory.loads(*stored)
         for event in events:
             before = history.copy()
             try:
@@ -279,11 +279,6 @@ def _signature(unit: Unit) -> str:
     """A short digest of everything that makes up a unit (a change means a new version)."""
     text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-def _swap(stored: tuple[str, bytes | str | None]) -> tuple[bytes | str | None, str]:
-    version, blob = stored
-    return blob, version
 
 
 def _kind(exc: BaseException) -> str:

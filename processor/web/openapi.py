@@ -103,7 +103,7 @@ def _paths() -> Schema:
                 _integer("limit", 1, MAX_LIMIT, 100, "Items per page."),
                 _query(
                     "before",
-                    {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,19}$"},
+                    {"type": "string", "pattern": "^(?!0+-0+$)[0-9]{1,19}-[0-9]{1,19}$"},
                     "`next` of the previous page: items older than this id.",
                 ),
             ],

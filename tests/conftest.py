@@ -98,3 +98,12 @@ def signed_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium (see tests/browser.py)."""
+    from tests.browser import chromium
+
+    with chromium() as driver:
+        yield driver

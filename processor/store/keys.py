@@ -17,6 +17,8 @@ Key                                    Type    Lifetime
 {p}:quarantine                         stream  items that could not be applied (QUARANTINE_MAXLEN)
 {p}:stats                              hash    event counters for /metrics
 {p}:latency                            hash    processing latency histogram for /metrics
+{p}:alerts                             hash    alert id -> alert JSON (see store/alerts.py)
+{p}:alerts:outbox                      stream  alert ids waiting for delivery
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -101,3 +103,11 @@ class Keys:
     @property
     def latency(self) -> str:
         return self._k("latency")
+
+    @property
+    def alerts(self) -> str:
+        return self._k("alerts")
+
+    @property
+    def alerts_outbox(self) -> str:
+        return self._k("alerts", "outbox")

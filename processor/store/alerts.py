@@ -53,8 +53,9 @@ class Alerts:
     ) -> dict[str, Any] | None:
         """Record the alert once; return it when this call recorded it, ``None`` if it was
         already there."""
-        alert = {
-            "id": alert_id(kind, dedup),
+        ident = alert_id(kind, dedup)
+        alert: dict[str, Any] = {
+            "id": ident,
             "kind": kind,
             "waba_id": waba_id,
             "created_at": int((now if now is not None else time.time()) * 1000),
@@ -64,7 +65,7 @@ class Alerts:
         blob = json.dumps(alert, sort_keys=True, separators=(",", ":"), default=str)
         created = self._record(
             keys=[self.keys.alerts, self.keys.alerts_outbox],
-            args=[alert["id"], blob, OUTBOX_MAXLEN],
+            args=[ident, blob, OUTBOX_MAXLEN],
         )
         return alert if int(created) == 1 else None
 

@@ -73,9 +73,8 @@ class SinkFeed:
         taken, start = 0, "0-0"
         while True:
             reply: Any = self.redis.xautoclaim(
-                self.keys.feed, self.group, self.consumer, 0, start_id=start, count=500,
-                justid=True,
-            )  # fmt: skip
+                self.keys.feed, self.group, self.consumer, 0, start_id=start, count=500
+            )
             start, ids = codec.text(reply[0]), reply[1]
             taken += len(ids)
             if start == "0-0":

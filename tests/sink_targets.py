@@ -171,7 +171,7 @@ def _error(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
 
 def _handler(target: Target) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with target.lock:
                 target.requests += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from decimal import InvalidOperation
 from typing import Any
 
 import psycopg
@@ -89,7 +90,7 @@ class PostgresSink(Sink):
                 self._drop()
                 raise Transient(f"PostgreSQL: {exc.__class__.__name__}") from None
             except (psycopg.Error, ValueError, ArithmeticError) as exc:
-                outcome.reject(version, f"postgres: {exc}".strip())
+                outcome.reject(version, _why(exc))
         return outcome
 
     def _write(self, versions: list[Version]) -> None:
@@ -120,3 +121,9 @@ class PostgresSink(Sink):
 
     def close(self) -> None:
         self._drop()
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, InvalidOperation):
+        return "postgres: a money field is not a decimal number"
+    return f"postgres: {exc.__class__.__name__}: {exc}".strip()

@@ -78,7 +78,16 @@ class SinkFeed:
             start, ids = codec.text(reply[0]), reply[1]
             taken += len(ids)
             if start == "0-0":
+                self._forget_others()
                 return taken
+
+    def _forget_others(self) -> None:
+        """Drop the group's other consumers (earlier holders; their pending versions are ours
+        now), so that restarts do not pile up consumers."""
+        for consumer in self.redis.xinfo_consumers(self.keys.feed, self.group):
+            name = codec.text(consumer["name"])
+            if name != self.consumer and int(consumer["pending"]) == 0:
+                self.redis.xgroup_delconsumer(self.keys.feed, self.group, name)
 
     def read(self, count: int) -> list[Entry]:
         """Queued replays first, then this consumer's pending versions, then new ones."""

@@ -173,7 +173,10 @@ def parked(client: redis.Redis, keys: Keys, sink: str, limit: int) -> list[dict[
     items = []
     for entry_id, fields in codec.entries(client.xrevrange(keys.sink_parked(sink), count=limit)):
         f = {codec.text(k): codec.text(v) for k, v in codec.mapping(fields).items()}
-        record = json.loads(f["r"])
+        try:
+            record = json.loads(f["r"])
+        except ValueError:  # parked because it was not a record
+            record = {}
         items.append(
             {"id": codec.text(entry_id), "sink": sink, "reason": f["reason"],
              "feed_id": f["feed_id"], "parked_at": int(f["at"]),

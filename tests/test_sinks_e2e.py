@@ -119,9 +119,11 @@ def test_a_rerated_month_with_the_sink_killed_along_the_way_agrees_everywhere(
     drain_here(ctx)
 
     second = procs.start("sink-2", ["-m", "processor.cli", "sink"], env)
+    standby = procs.start("sink-2b", ["-m", "processor.cli", "sink"], env)  # competes for leases
     wait(lambda: len(targets["stripe"].events) >= 250, 90, "more deliveries", procs)
-    second.popen.kill()
-    second.popen.wait(5)
+    for proc in (second, standby):
+        proc.popen.kill()
+        proc.popen.wait(5)
 
     rerate_config = config_with_accounts(world["tmp"] / "rerate-config", WABAS)
     dearer_rates(rerate_config)

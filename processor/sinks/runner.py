@@ -63,6 +63,8 @@ class Runner:
         sink delivered everything it could read."""
         for loop in self.loops:
             loop.feed.ensure_group()
+        beat = threading.Thread(target=self._heartbeat, name="sink-lease", daemon=True)
+        beat.start()
         try:
             while not self.stop.is_set():
                 worked = False
@@ -74,8 +76,21 @@ class Runner:
                 if not worked:
                     self.stop.wait(self._pause())
         finally:
+            self.stop.set()
             self.close()
         return all(loop.complete for loop in self.loops)
+
+    def _heartbeat(self) -> None:
+        """Keep the leases while this process lives, however slow a target is; a lease lapses
+        only when the process is gone (or frozen for ``SINK_LEASE_SECONDS``)."""
+        seconds = self.settings.sink_lease_seconds
+        while not self.stop.wait(seconds / 3):
+            for loop in self.loops:
+                if loop.holding:
+                    try:
+                        loop.holding = loop.feed.renew(seconds)
+                    except redis.RedisError:
+                        loop.holding = False
 
     def _pause(self) -> float:
         now = time.monotonic()

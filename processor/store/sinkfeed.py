@@ -156,6 +156,11 @@ class SinkFeed:
             return True
         return bool(self.redis.eval(RENEW, 1, key, self.consumer, ms))
 
+    def renew(self, seconds: float) -> bool:
+        """Extend the lease if this consumer holds it (never takes it)."""
+        key, ms = self.keys.sink_lease(self.sink), int(seconds * 1000)
+        return bool(self.redis.eval(RENEW, 1, key, self.consumer, ms))
+
     def release(self) -> None:
         self.redis.eval(RELEASE, 1, self.keys.sink_lease(self.sink), self.consumer)
 

@@ -24,31 +24,44 @@ from processor.sinks.pgschema import RECORDS, VERSIONS, columns, migrate, to_row
 log = logging.getLogger(__name__)
 
 
-def _insert(table: str, extra_columns: list[str], conflict: sql.Composable) -> sql.Composed:
-    names = [*columns(), "extra", *extra_columns]
-    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) {}").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(sql.Identifier(n) for n in names),
-        sql.SQL(", ").join(sql.Placeholder() for _ in names),
-        conflict,
-    )
+STAGE = "wa_billing_stage"
+
+
+def _names(extra_columns: list[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in [*columns(), "extra", *extra_columns])
+
+
+def copy_in() -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(STAGE), _names(["feed_id"]))
+
+
+def insert_versions() -> sql.Composed:
+    return sql.SQL(
+        "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (record_id, version) DO NOTHING"
+    ).format(sql.Identifier(VERSIONS), _names(["feed_id"]), _names(["feed_id"]),
+             sql.Identifier(STAGE))  # fmt: skip
 
 
 def upsert_latest() -> sql.Composed:
+    """The newest staged version of each record, over an older stored one only."""
     updates = sql.SQL(", ").join(
         sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
         for c in (*columns(), "extra")
         if c != "record_id"
     )
-    conflict = sql.SQL(
-        "ON CONFLICT (record_id) DO UPDATE SET {}, updated_at = now()"
-        " WHERE {}.version < EXCLUDED.version"
-    ).format(updates, sql.Identifier(RECORDS))
-    return _insert(RECORDS, [], conflict)
+    return sql.SQL(
+        "INSERT INTO {records} ({names}) SELECT DISTINCT ON (record_id) {names} FROM {stage}"
+        " ORDER BY record_id, version DESC"
+        " ON CONFLICT (record_id) DO UPDATE SET {updates}, updated_at = now()"
+        " WHERE {records}.version < EXCLUDED.version"
+    ).format(records=sql.Identifier(RECORDS), names=_names([]), stage=sql.Identifier(STAGE),
+             updates=updates)  # fmt: skip
 
 
-def insert_version() -> sql.Composed:
-    return _insert(VERSIONS, ["feed_id"], sql.SQL("ON CONFLICT (record_id, version) DO NOTHING"))
+def create_stage() -> sql.Composed:
+    return sql.SQL(
+        "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    ).format(sql.Identifier(STAGE), sql.Identifier(VERSIONS))
 
 
 class PostgresSink(Sink):
@@ -58,7 +71,6 @@ class PostgresSink(Sink):
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url, self.timeout = url, timeout
         self.conn: psycopg.Connection[Any] | None = None
-        self.latest_sql, self.version_sql = upsert_latest(), insert_version()
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed or self.conn.broken:
@@ -67,6 +79,7 @@ class PostgresSink(Sink):
                     self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
                 )
                 migrate(self.conn)
+                self.conn.execute(create_stage())
             except psycopg.OperationalError as exc:
                 self.conn = None
                 raise Transient(f"PostgreSQL unavailable ({exc.__class__.__name__})") from None
@@ -94,19 +107,20 @@ class PostgresSink(Sink):
         return outcome
 
     def _write(self, versions: list[Version]) -> None:
-        rows: list[list[Any]] = []
-        latest: dict[str, tuple[list[Any], int]] = {}
+        """COPY the batch into a staging table, then one INSERT for every version and one
+        upsert of the newest version of each record, in one transaction."""
+        rows = []
         for v in versions:
             values, extra = to_row(v.record)
             rows.append([*values, extra, v.entry_id])
-            rid = str(v.record["record_id"])
-            if rid not in latest or int(v.record["version"]) > latest[rid][1]:
-                latest[rid] = ([*values, extra], int(v.record["version"]))
         conn = self._connection()
         try:
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(self.version_sql, rows)
-                cur.executemany(self.latest_sql, [row for row, _ in latest.values()])
+                with cur.copy(copy_in()) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(insert_versions())
+                cur.execute(upsert_latest())
         except psycopg.Error:
             if conn.broken:
                 self._drop()

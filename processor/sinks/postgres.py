@@ -1,5 +1,6 @@
 """The PostgreSQL sink (``POSTGRES_URL``, psycopg 3): every version into
-``billing_record_versions``, the latest into ``billing_records``, one transaction per batch.
+``billing_record_versions``, the latest into ``billing_records``, one transaction per batch
+(``COPY`` into a temporary staging table, then one ``INSERT ... SELECT`` into each table).
 
 ``billing_records`` is upserted with ``ON CONFLICT (record_id) DO UPDATE ... WHERE
 billing_records.version < EXCLUDED.version``: an older version (a replay, a parked version

@@ -4,9 +4,10 @@ Body (JSON): ``{"events": [{"id": "<record_id>:<version>", "type": "billing_reco
 "record": {...the record, as /v1/records shows it...}}]}``, at most 100 events. Header
 ``X-WA-Billing-Signature: sha256=<hex HMAC-SHA256 of the raw body with SINK_WEBHOOK_SECRET>``
 (the same scheme as the alert webhooks). The receiver must treat ``id`` as an idempotency key:
-a batch is sent again after a timeout or a crash. Any ``2xx`` accepts the batch; ``408``,
-``429``, ``5xx``, ``401``/``403`` and network errors are retried with backoff; another ``4xx``
-is narrowed down to the versions it refuses (halves are sent again), which are parked.
+a batch is sent again after a timeout or a crash. Any ``2xx`` accepts the batch; ``401``,
+``403``, ``408``, ``409``, ``425``, ``429``, ``5xx`` and network errors are retried with
+backoff; another ``4xx`` is narrowed down to the versions it refuses (halves are sent
+again), which are parked.
 """
 
 from __future__ import annotations

@@ -133,3 +133,21 @@ def test_the_sink_command_without_sinks_says_so(environ: dict[str, str]) -> None
 def test_replay_needs_ids_or_all(environ: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["sinks", "replay", "lago"], env=environ)
     assert result.exit_code == 2 and "--all" in result.output
+
+
+def test_versions_trimmed_from_the_feed_before_delivery_are_reported_as_missed(
+    ctx: Context,
+) -> None:
+    from processor.sinks.status import sink_status
+
+    SinkFeed(ctx.redis, ctx.keys, "webhook", "a").ensure_group()
+    push(ctx, *[record(f"r{i}", 1) for i in range(10)])
+    assert sink_status(ctx.redis, ctx.keys, ("webhook",))["webhook"]["missed"] == 0
+    ctx.redis.xtrim(
+        ctx.keys.feed, maxlen=4, approximate=False
+    )  # the sink was away longer than the feed holds
+    status = sink_status(ctx.redis, ctx.keys, ("webhook",))["webhook"]
+    assert (status["missed"], status["lag"]) == (6, 4)
+    sink = Recorder()
+    assert Runner(ctx, [sink], "a").run(burst=True)
+    assert sink.got == [f"r{i}:1" for i in range(6, 10)]

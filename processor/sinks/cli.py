@@ -67,6 +67,12 @@ def status(as_json: bool) -> None:
             f"  queued for replay {s['replay_queued']}  delivered {s['delivered']}"
             f"  failed attempts {s['failed']}  holder {s['holder'] or '-'}"
             + (f"\n{'':10} last error: {s['last_error']}" if s["last_error"] else "")
+            + (
+                f"\n{'':10} MISSED {s['missed']} versions trimmed from the feed before delivery"
+                " (RECORDS_FEED_MAXLEN too small for this outage)"
+                if s["missed"]
+                else ""
+            )
         )
 
 

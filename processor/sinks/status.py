@@ -43,9 +43,15 @@ def sink_metrics(status: dict[str, Any]) -> Iterator[Metric]:
         "wa_billing_sink_lag", "Record versions not yet delivered (new + read, unacknowledged)",
         labels=["sink"],
     )  # fmt: skip
+    missed = GaugeMetricFamily(
+        "wa_billing_sink_missed",
+        "Versions trimmed from the feed before the sink read them (raise RECORDS_FEED_MAXLEN)",
+        labels=["sink"],
+    )
     for name, s in sorted(status.items()):
+        missed.add_metric([name], s["missed"])
         delivered.add_metric([name], s["delivered"])
         failed.add_metric([name], s["failed"])
         parked.add_metric([name], s["parked_total"])
         behind.add_metric([name], s["lag"] + s["pending"])
-    yield from (delivered, failed, parked, behind)
+    yield from (delivered, failed, parked, behind, missed)

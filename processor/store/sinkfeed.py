@@ -223,6 +223,7 @@ def lag(client: redis.Redis, keys: Keys, sink: str) -> dict[str, Any]:
     parked_n, queued, state, ttl = pipe.execute()
     state = {codec.text(k): codec.text(v) for k, v in codec.mapping(state).items()}
     return {
+        "missed": _missed(client, keys, info),
         "lag": behind,
         "pending": int(info["pending"]) if info else 0,
         "parked": int(parked_n),
@@ -239,3 +240,27 @@ def _lag_of(client: redis.Redis, keys: Keys, info: Any) -> int:
         return int(info["lag"])
     last = codec.text(info["last-delivered-id"])  # lag unknown (entries deleted): count them
     return len(codec.entries(client.xrange(keys.feed, f"({last}", "+", count=1_000_000)))
+
+
+def _missed(client: redis.Redis, keys: Keys, info: Any) -> int:
+    """Versions trimmed from the feed (RECORDS_FEED_MAXLEN) before the sink read them.
+
+    When the group's position is before the feed's first entry, every version it read is
+    gone, so the trimmed versions it never read are: added - still held - read."""
+    if info is None:
+        return 0
+    last, read = codec.text(info["last-delivered-id"]), info.get("entries-read")
+    if read is None and last != "0-0":
+        return 0  # unknown
+    stream: Any = client.xinfo_stream(keys.feed)
+    first, added = stream.get("first-entry"), stream.get("entries-added")
+    if not first or added is None:
+        return 0
+    if _id(last) >= _id(codec.text(first[0])):
+        return 0
+    return max(0, int(added) - int(stream["length"]) - int(read or 0))
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -208,3 +208,15 @@ def _cli(settings: Settings, *args: str) -> str:
     result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+def test_records_of_an_old_month_answer_503_while_postgres_is_away(ctx: Context) -> None:
+    import dataclasses
+
+    from processor.web import create_app
+
+    away = dataclasses.replace(ctx.settings, postgres_url="postgresql://postgres@127.0.0.1:1/x")
+    ctx.settings = away
+    client = create_app(ctx=ctx).test_client()
+    reply = client.get("/v1/records?waba_id=310000000000001&month=2025-01", headers=auth())
+    assert reply.status_code == 503 and "archive" in reply.get_json()["detail"]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
@@ -88,13 +89,13 @@ def records() -> Response:
         return Response(stream_with_context(_chunks(lines)), mimetype="application/x-ndjson")
     if fmt != "json":
         abort(400, "format must be json or jsonl")
-    page, following = source.records_page(waba, month, cursor, limit)
+    try:
+        page, following = source.records_page(waba, month, cursor, limit)
+        total = source.record_count(waba, month)
+    except psycopg.Error as exc:  # PostgreSQL (older months) is away
+        abort(503, f"the records archive is unavailable ({exc.__class__.__name__})")
     return jsonify(
-        waba_id=waba,
-        month=month,
-        records=page,
-        next_cursor=following or None,
-        total=source.record_count(waba, month),
+        waba_id=waba, month=month, records=page, next_cursor=following or None, total=total
     )
 
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import psycopg
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
@@ -81,6 +80,8 @@ def records() -> Response:
     fmt = request.args.get("format", "json")
     cursor = _int("cursor", 0, 0, 2**63)
     limit = _int("limit", 100, 1, MAX_LIMIT)
+    import psycopg  # only here: the app starts without it
+
     from processor.sinks.archive import from_redis_or_postgres
 
     source: Any = from_redis_or_postgres(ctx, waba, month) or ctx.queries  # older: PostgreSQL

@@ -175,5 +175,10 @@ def _month(value: str) -> str:
     return value
 
 
+from processor.sinks.cli import sink, sinks  # noqa: E402  (issue 14)
+
+main.add_command(sink)
+main.add_command(sinks)
+
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from processor.errors import SettingsError
 
@@ -53,6 +53,25 @@ class Settings:
     port: int = 8000
     workers: int = 2
     log_level: str = "INFO"
+    # -- sinks (issue 14): where records flow out; see processor/sinks/ -------------------------
+    sinks: tuple[str, ...] = ()
+    postgres_url: str | None = field(default=None, repr=False)
+    sink_webhook_url: str | None = None
+    sink_webhook_secret: str = field(default="", repr=False)
+    openmeter_url: str | None = None
+    openmeter_api_key: str = field(default="", repr=False)
+    openmeter_event_type: str = "whatsapp_cost"
+    lago_api_url: str | None = None
+    lago_api_key: str = field(default="", repr=False)
+    lago_metric_code: str = "whatsapp_cost"
+    stripe_api_key: str = field(default="", repr=False)
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_meter_event_name: str = "whatsapp_cost"
+    stripe_max_requests_per_second: float = 25.0
+    sink_batch_size: int = 100
+    sink_http_timeout_seconds: float = 10.0
+    sink_max_backoff_seconds: float = 300.0
+    sink_lease_seconds: float = 15.0
 
     @property
     def signature_required(self) -> bool:
@@ -176,11 +195,13 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         port=r.typed("PORT", 8000, _positive_int, "a port number"),
         workers=r.typed("WORKERS", 2, _positive_int, "a positive integer"),
         log_level=(r.text("LOG_LEVEL") or "INFO").upper(),
+        **_sink_settings(r),
     )
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")
     if settings.pair_horizon_seconds < settings.dedup_ttl_seconds:
         r.problems.append("PAIR_HORIZON_DAYS must not be shorter than DEDUP_TTL_DAYS")
+    _check_sinks(settings, r.problems)
     if r.problems:
         raise SettingsError(r.problems)
     if allow_unsigned:
@@ -189,3 +210,77 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
             "Never run like this on a public URL."
         )
     return settings
+
+
+# -- sinks (issue 14) ---------------------------------------------------------------------------
+
+SINK_NAMES = ("postgres", "webhook", "openmeter", "lago", "stripe")
+_NO_SINKS: tuple[str, ...] = ()
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")) or "@" in raw.split("/")[2]:
+        raise ValueError(raw)  # no credentials in URLs: keys go in their own variables
+    return raw.rstrip("/")
+
+
+def _postgres_url(raw: str) -> str:
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ValueError(raw)
+    return raw
+
+
+def _sink_names(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    if any(n not in SINK_NAMES for n in names):
+        raise ValueError(raw)
+    return names
+
+
+def _sink_settings(r: _Reader) -> dict[str, Any]:
+    url = "an http:// or https:// URL (without user:password@)"
+    return {
+        "sinks": r.typed(
+            "SINKS", _NO_SINKS, _sink_names, "a comma list of " + ", ".join(SINK_NAMES)
+        ),
+        "postgres_url": r.typed("POSTGRES_URL", None, _postgres_url, "a postgresql:// URL"),
+        "sink_webhook_url": r.typed("SINK_WEBHOOK_URL", None, _http_url, url),
+        "sink_webhook_secret": r.text("SINK_WEBHOOK_SECRET") or "",
+        "openmeter_url": r.typed("OPENMETER_URL", None, _http_url, url),
+        "openmeter_api_key": r.text("OPENMETER_API_KEY") or "",
+        "openmeter_event_type": r.text("OPENMETER_EVENT_TYPE") or "whatsapp_cost",
+        "lago_api_url": r.typed("LAGO_API_URL", None, _http_url, url),
+        "lago_api_key": r.text("LAGO_API_KEY") or "",
+        "lago_metric_code": r.text("LAGO_METRIC_CODE") or "whatsapp_cost",
+        "stripe_api_key": r.text("STRIPE_API_KEY") or "",
+        "stripe_api_base": r.typed("STRIPE_API_BASE", "https://api.stripe.com", _http_url, url),
+        "stripe_meter_event_name": r.text("STRIPE_METER_EVENT_NAME") or "whatsapp_cost",
+        "stripe_max_requests_per_second": r.typed(
+            "STRIPE_MAX_REQUESTS_PER_SECOND", 25.0, _positive_float, "requests per second"
+        ),
+        "sink_batch_size": r.typed("SINK_BATCH_SIZE", 100, _positive_int, "a positive integer"),
+        "sink_http_timeout_seconds": r.typed(
+            "SINK_HTTP_TIMEOUT_SECONDS", 10.0, _positive_float, "seconds"
+        ),
+        "sink_max_backoff_seconds": r.typed(
+            "SINK_MAX_BACKOFF_SECONDS", 300.0, _positive_float, "seconds"
+        ),
+        "sink_lease_seconds": r.typed("SINK_LEASE_SECONDS", 15.0, _positive_float, "seconds"),
+    }
+
+
+_SINK_NEEDS = {
+    "postgres": (("postgres_url", "POSTGRES_URL"),),
+    "webhook": (("sink_webhook_url", "SINK_WEBHOOK_URL"),
+                ("sink_webhook_secret", "SINK_WEBHOOK_SECRET")),
+    "openmeter": (("openmeter_url", "OPENMETER_URL"),),
+    "lago": (("lago_api_url", "LAGO_API_URL"), ("lago_api_key", "LAGO_API_KEY")),
+    "stripe": (("stripe_api_key", "STRIPE_API_KEY"),),
+}  # fmt: skip
+
+
+def _check_sinks(settings: Settings, problems: list[str]) -> None:
+    for name in settings.sinks:
+        for attr, variable in _SINK_NEEDS[name]:
+            if not getattr(settings, attr):
+                problems.append(f"{variable} is required when SINKS names {name}")

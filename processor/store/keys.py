@@ -19,6 +19,12 @@ Key                                    Type    Lifetime
 {p}:latency                            hash    processing latency histogram for /metrics
 {p}:alerts                             hash    alert id -> alert JSON (see store/alerts.py)
 {p}:alerts:outbox                      stream  alert ids waiting for delivery
+{p}:sink:{name}:lease                  string  which process delivers for a sink (seconds)
+{p}:sink:{name}:parked                 stream  record versions a sink's target rejected for good
+{p}:sink:{name}:replay                 stream  parked versions queued for another attempt
+{p}:sink:{name}:sent:{month}           hash    record_id -> what a delta sink sent (retention)
+{p}:sink:{name}:state                  hash    a sink's last error, backoff, holder
+{p}:sink:stats                         hash    "{name}:delivered|failed|parked" counters
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -111,3 +117,24 @@ class Keys:
     @property
     def alerts_outbox(self) -> str:
         return self._k("alerts", "outbox")
+
+    # -- sinks (processor/sinks/) ---------------------------------------------------------------
+
+    def sink_lease(self, name: str) -> str:
+        return self._k("sink", name, "lease")
+
+    def sink_parked(self, name: str) -> str:
+        return self._k("sink", name, "parked")
+
+    def sink_replay(self, name: str) -> str:
+        return self._k("sink", name, "replay")
+
+    def sink_sent(self, name: str, month: str) -> str:
+        return self._k("sink", name, "sent", month)
+
+    def sink_state(self, name: str) -> str:
+        return self._k("sink", name, "state")
+
+    @property
+    def sink_stats(self) -> str:
+        return self._k("sink", "stats")

@@ -49,7 +49,16 @@ def healthz() -> tuple[Response, int]:
         depths = queue_depths(ctx)
     except redis.RedisError as exc:
         return jsonify(status="unavailable", redis=False, error=exc.__class__.__name__), 503
-    return jsonify(status="ok", redis=True, **depths), 200
+    return jsonify(status="ok", redis=True, **depths, **_sinks(ctx)), 200
+
+
+def _sinks(ctx: Context) -> dict[str, object]:
+    """Each sink's lag (only when SINKS names some: nothing changes without them)."""
+    if not ctx.settings.sinks:
+        return {}
+    from processor.sinks.status import sink_status
+
+    return {"sinks": sink_status(ctx.redis, ctx.keys, ctx.settings.sinks)}
 
 
 @bp.get("/metrics")
@@ -87,6 +96,10 @@ class _RedisCollector(Collector):
             depth.add_metric([name], value)
         yield depth
         yield _latency(latency)
+        if ctx.settings.sinks:
+            from processor.sinks.status import sink_metrics, sink_status
+
+            yield from sink_metrics(sink_status(ctx.redis, ctx.keys, ctx.settings.sinks))
 
 
 def _webhook_counters(stats: dict[str, int]) -> Iterator[Metric]:

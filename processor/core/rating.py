@@ -190,8 +190,14 @@ class RateBook:
         return country_of(user_id)
 
     def market(self, country: str | None, day: date) -> str:
-        timeline = self._markets.get(country) if country else None
-        return (timeline.at(day) if timeline else None) or OTHER
+        """The market of ``country`` on ``day``: its own row, else the row of its calling
+        code's main country (Guernsey -> GB's market), else ``Other``."""
+        for candidate in (country, main_country(country)):
+            timeline = self._markets.get(candidate) if candidate else None
+            found = timeline.at(day) if timeline else None
+            if found:
+                return found
+        return OTHER
 
     # -- prices --------------------------------------------------------------------------
 
@@ -268,6 +274,17 @@ def country_of(user_id: str) -> tuple[str | None, str]:
     if bsuid:
         return bsuid.group(1).upper(), BSUID
     return None, UNKNOWN
+
+
+@lru_cache(maxsize=1024)
+def main_country(country: str | None) -> str | None:
+    """The main country of ``country``'s calling code (GG, JE, IM -> GB; PR -> US; KZ -> RU);
+    None when it is its own main country or has no calling code."""
+    if not country:
+        return None
+    code = phonenumbers.country_code_for_region(country)
+    main = phonenumbers.region_code_for_country_code(code) if code else None
+    return None if main in _NO_REGION or main == country else main
 
 
 @lru_cache(maxsize=65_536)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from processor import rates_import
 from processor.context import Context, build_context
 from processor.errors import BillingError, SettingsError
 from processor.settings import Settings, load_settings
@@ -177,3 +178,6 @@ def _month(value: str) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+main.add_command(rates_import.rates)

@@ -60,11 +60,14 @@ class Table:
 
 
 MARKETS = Table("markets.csv", ("effective_from", "country", "market"), True)
-RATES = Table("rates.csv", ("effective_from", "market", "currency", "category", "rate"), True)
+RATES = Table(
+    "rates.csv", ("effective_from", "market", "currency", "category", "rate"), True, ("source",)
+)
 TIERS = Table(
     "tiers.csv",
     ("effective_from", "market", "currency", "category", "from_volume", "to_volume", "rate"),
     False,
+    ("source",),
 )
 WABAS = Table(
     "wabas.csv", ("waba_id", "currency", "timezone", "portfolio_id"), False, ("effective_from",)

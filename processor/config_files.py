@@ -105,7 +105,7 @@ def load_ratebook(config_dir: Path) -> RateBook:
     wabas = _wabas(rows[WABAS.name], problems)
     markups = _markups(rows[MARKUP.name], problems)
     _check_market_names(rows[MARKETS.name], rates, tiers, problems)
-    _check_waba_currencies(wabas, rates, problems)
+    _check_waba_currencies(rows[WABAS.name], rates, problems)
     if problems:
         raise SettingsError(problems)
     return RateBook(_items(markets), _items(rates), _items(tiers), _items(wabas), _items(markups))
@@ -435,15 +435,14 @@ def _check_market_names(
             problems.append(f"{row.where('market')}: market {item.market!r} is not in markets.csv")
 
 
-def _check_waba_currencies(
-    wabas: Parsed[WabaSettings], rates: Parsed[RateRow], problems: list[str]
-) -> None:
+def _check_waba_currencies(wabas: list[Row], rates: Parsed[RateRow], problems: list[str]) -> None:
+    """Every currency a WABA row names (dated rows too) must have rates."""
     currencies = {r.currency for _, r in rates}
-    for row, waba in wabas:
-        for currency in waba.currencies:
-            if rates and currency not in currencies:
-                message = f"no rates in currency {currency!r} in rates.csv"
-                problems.append(f"{row.where('currency')}: {message}")
+    for row in wabas:
+        currency = row.cells["currency"]
+        if rates and currency and currency not in currencies:
+            message = f"no rates in currency {currency!r} in rates.csv"
+            problems.append(f"{row.where('currency')}: {message}")
 
 
 def _items(parsed: Parsed[T]) -> list[T]:

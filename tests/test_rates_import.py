@@ -29,6 +29,7 @@ COP = FILES / "cop-rates-2026-07-01.csv"
 CBP = FILES / "usd-rates-cbp-2024-partial.csv"
 TIERS = FILES / "usd-volume-tiers-2026-10-01-partial.csv"
 MAPPING = FILES / "mapping-guessed-layout.csv"
+RATES_HEADER_WITH_SOURCE = "effective_from,market,currency,category,rate,source\n"
 MARKETS = (
     "effective_from,country,market\n"
     + "".join(
@@ -218,6 +219,7 @@ class TestImport:
     def test_import_adds_dated_rows_with_their_source_and_the_processor_prices_them(
         self, shipped: Path
     ) -> None:
+        (shipped / "rates.csv").write_text(RATES_HEADER_WITH_SOURCE)  # an empty card
         out = run(shipped, [USD], None, dry_run=False)
         assert any("effective 2026-07-01, the date its title names" in line for line in out)
         assert any("restart" in line and "rerate" in line for line in out)
@@ -226,6 +228,18 @@ class TestImport:
         text = (shipped / "rates.csv").read_text()
         digest = hashlib.sha256(USD.read_bytes()).hexdigest()
         assert f"2026-07-01,India,USD,marketing,0.0118,Meta file {USD.name} sha256:{digest}" in text
+
+    def test_the_shipped_july_card_is_already_meta_file(self, shipped: Path) -> None:
+        out = run(shipped, [USD, COP], None, dry_run=True)
+        assert out[-1] == "dry run: 0 rows to add, 0 to change; nothing written"
+
+    def test_a_cbp_card_with_a_lagging_title_is_imported_at_the_date_given(
+        self, shipped: Path
+    ) -> None:
+        run(shipped, [CBP], date(2024, 6, 1), dry_run=False)
+        book = load_ratebook(shipped)
+        assert book.rate("Indonesia", "service", "USD", date(2024, 6, 15)) == Decimal("0.0190")
+        assert book.rate("Indonesia", "service", "USD", date(2024, 5, 31)) is None
 
     def test_importing_the_same_files_twice_changes_nothing(self, shipped: Path) -> None:
         run(shipped, [USD, COP, TIERS], None, dry_run=False)
@@ -323,3 +337,19 @@ class TestImport:
         assert result.exit_code == 2 and "--effective" in result.output
         result = CliRunner().invoke(main, ["rates", "import", str(shipped / "nope.csv")], env=env)
         assert result.exit_code == 1 and "nope.csv:0: cannot be read" in result.output
+
+
+def test_an_xlsx_card_is_imported_like_its_csv(config: Path, tmp_path: Path) -> None:
+    """Meta's October 2026 links serve XLSX behind '.csv' names: imported as they are."""
+    path = tmp_path / "USD_list_rates.csv"
+    path.write_bytes(OCT_XLSX)
+    run(config, [path], None, dry_run=False)
+    rates = (config / "rates.csv").read_text()
+    assert "2026-10-01,Colombia,USD,utility,0.0008,Meta file USD_list_rates.csv sha256:" in rates
+    assert "2026-10-01,India,USD,service,0.0014," in rates
+    assert load_ratebook(config).rate("India", "marketing", "USD", date(2026, 10, 1)) == Decimal(
+        "0.0118"
+    )
+    before = snapshot(config)
+    assert run(config, [path], None, dry_run=False)[-1].startswith("nothing to change")
+    assert snapshot(config) == before

@@ -19,8 +19,14 @@ from typing import Any
 import redis
 
 from processor.core.model import Unit
-from processor.core.policies import VOLUME_TIER
-from processor.core.pricing import PLAIN, Place, price_at, tier_places
+from processor.core.policies import (
+    FREE_TIER,
+    PHONE_ALLOWANCE,
+    VOLUME_TIER,
+    WABA_ALLOWANCE,
+    PolicyBook,
+)
+from processor.core.pricing import PLAIN, Place, allowance_places, price_at, tier_places
 from processor.core.pricing import bounds as places_bounds
 from processor.core.rating import RateBook
 from processor.store import codec
@@ -58,7 +64,7 @@ def _as_unit(rec: dict[str, Any]) -> Unit:
 
 
 def reprice(
-    records: list[dict[str, Any]], ratebook: RateBook, keys: Keys
+    records: list[dict[str, Any]], ratebook: RateBook, keys: Keys, book: PolicyBook | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
     """New money for ``records`` (all records of one month of every WABA of the portfolios),
     and the bounds of the tables of each volume-tier bucket's members (kept beside it).
@@ -91,6 +97,7 @@ def reprice(
                 rec["bucket"], rec["places"] = "", [p.doc() for p in PLAIN]
             # an allowance place stays as booked: only the list rate changes
             _price(rec, (Place(None, free=rec["free_reason"]),), 1)
+            _legacy_allowance_places(rec, book or PolicyBook())
         out.append(rec)
     bounds: dict[str, list[int]] = {}
     for bucket, members in tiered.items():
@@ -102,6 +109,16 @@ def reprice(
             tables.update(places_bounds(places))
         bounds[bucket] = sorted(tables)
     return out, bounds
+
+
+def _legacy_allowance_places(rec: dict[str, Any], book: PolicyBook) -> None:
+    """A record booked before records kept their table gets its allowance's, so that a later
+    shift moves it across the allowance's edge."""
+    if "places" in rec or rec.get("bucket_kind") not in (WABA_ALLOWANCE, PHONE_ALLOWANCE):
+        return
+    allowance = book.by_id(rec["policy"]).allowance
+    if allowance is not None:
+        rec["places"] = [p.doc() for p in allowance_places(allowance.limit, FREE_TIER)]
 
 
 def _price(rec: dict[str, Any], places: tuple[Place, ...], position: int) -> None:
@@ -117,8 +134,16 @@ def _price(rec: dict[str, Any], places: tuple[Place, ...], position: int) -> Non
 
 
 class Rerater:
-    def __init__(self, client: redis.Redis, keys: Keys, ratebook: RateBook, feed_maxlen: int):
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        ratebook: RateBook,
+        feed_maxlen: int,
+        book: PolicyBook | None = None,
+    ):
         self.redis, self.keys, self.ratebook, self.feed_maxlen = client, keys, ratebook, feed_maxlen
+        self.book = book or PolicyBook()
 
     def wabas_for(self, month: str, waba_id: str | None) -> list[str]:
         """The WABAs to re-rate together: those of the month sharing a portfolio with the one."""
@@ -147,7 +172,7 @@ class Rerater:
             pipe.watch(*[self.keys.usage(w, month) for w in wabas])  # type: ignore[no-untyped-call]
             old = [json.loads(v) for w in wabas
                    for v in pipe.hvals(self.keys.records(w, month))]  # fmt: skip
-            new, bounds = reprice(old, self.ratebook, self.keys)
+            new, bounds = reprice(old, self.ratebook, self.keys, self.book)
             tiers = self.keys.bucket(VOLUME_TIER)
             buckets = {r["bucket"] for r in old + new if r.get("bucket", "").startswith(tiers)}
             if buckets:

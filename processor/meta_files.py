@@ -175,7 +175,12 @@ def _is_tiers_header(line: Line) -> bool:
 
 
 def _is_mapping_header(line: Line) -> bool:
-    return _norm(line.cell(0)) in ("markets", "market") and "callingcode" in _norm(line.cell(1))
+    names = [_norm(c) for c in line.cells]
+    return (
+        _norm(line.cell(0)) in ("markets", "market")
+        and any("code" in n and "iso" not in n for n in names[1:])
+        and any("iso" in n for n in names[1:])
+    )
 
 
 def _kind(rows: list[Line]) -> str | None:
@@ -354,9 +359,12 @@ def _mapping(name: str, rows: list[Line]) -> Iterator[MappingCell]:
     iso_column = next((i for i, c in enumerate(rows[at].cells) if "iso" in _norm(c)), None)
     if iso_column is None:
         raise MetaFileError(f"{name}:{rows[at].number}: no ISO Country Code column")
+    flat = any(_norm(c) in ("country", "countryname") for c in rows[at].cells)
     group = ""
     for line in rows[at + 1 :]:
         label, code, iso = line.cell(0), line.cell(1), line.cell(iso_column)
+        if flat:  # market,country,code,iso: the market on every row
+            code, group = iso, label
         if not code and not iso:
             group = label  # a group row: Countries, North America, Rest of Africa, ...
             continue
@@ -364,5 +372,5 @@ def _mapping(name: str, rows: list[Line]) -> Iterator[MappingCell]:
             continue
         if len(iso) != 2 or not iso.isalpha():
             raise MetaFileError(f"{name}:{line.number}: ISO country code {iso!r} is not 2 letters")
-        market = label if _norm(group) in ("countries", "") else group
+        market = label if not flat and _norm(group) in ("countries", "") else group
         yield MappingCell(line.number, market, iso.upper())

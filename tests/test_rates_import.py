@@ -353,3 +353,28 @@ def test_an_xlsx_card_is_imported_like_its_csv(config: Path, tmp_path: Path) -> 
     before = snapshot(config)
     assert run(config, [path], None, dry_run=False)[-1].startswith("nothing to change")
     assert snapshot(config) == before
+
+
+class TestMappingFile:
+    def test_the_grouped_layout_gives_each_country_its_group_or_its_own_market(self) -> None:
+        meta = read(MAPPING.name, MAPPING.read_bytes())
+        got = {c.country: c.market for c in meta.mapping}
+        assert got["HK"] == "Hong Kong" and got["CA"] == "North America"
+        assert got["PR"] == "Rest of Latin America" and got["SZ"] == "Rest of Africa"
+        assert got["UA"] == "Rest of Central and Eastern Europe"
+        assert "" not in got and len(got) == 24  # 'All other countries' gives no row
+
+    def test_the_flat_layout_is_read_too(self) -> None:
+        text = (
+            b"Market,Country,Calling Code,ISO Country Code\r\n"
+            b"United Kingdom,United Kingdom,44,GB\r\nRest of Africa,Kenya,254,KE\r\n"
+        )
+        meta = read("flat.csv", text)
+        assert {c.country: c.market for c in meta.mapping} == {
+            "GB": "United Kingdom", "KE": "Rest of Africa"
+        }  # fmt: skip
+
+    def test_a_bad_iso_code_fails_with_its_line(self) -> None:
+        text = MAPPING.read_bytes().replace(b"Brazil,55,BR", b"Brazil,55,BRA")
+        with pytest.raises(MetaFileError, match=r"^m\.csv:5: ISO country code 'BRA'"):
+            read("m.csv", text)

@@ -106,12 +106,13 @@ def test_the_july_2026_cards_are_metas_files_row_for_row(fixture: str, currency:
     assert got == want
 
 
-def test_the_cop_card_is_the_usd_card_at_one_exchange_rate() -> None:
+@pytest.mark.parametrize("day", ["2026-07-01", "2026-10-01"])
+def test_the_cop_card_is_the_usd_card_at_one_exchange_rate(day: str) -> None:
     """Cross-check of two cards: every COP figure is its USD figure times one rate (to the 4
     decimals Meta rounds to); a mistyped row would stand out."""
-    jul = [r for r in rows("rates.csv") if r["effective_from"] == "2026-07-01"]
-    usd = {(r["market"], r["category"]): Decimal(r["rate"]) for r in jul if r["currency"] == "USD"}
-    cop = {(r["market"], r["category"]): Decimal(r["rate"]) for r in jul if r["currency"] == "COP"}
+    card = [r for r in rows("rates.csv") if r["effective_from"] == day]
+    usd = {(r["market"], r["category"]): Decimal(r["rate"]) for r in card if r["currency"] == "USD"}
+    cop = {(r["market"], r["category"]): Decimal(r["rate"]) for r in card if r["currency"] == "COP"}
     assert usd.keys() == cop.keys()
     fx = Decimal(statistics.median(cop[k] / usd[k] for k in usd))
     for key, value in usd.items():

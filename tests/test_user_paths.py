@@ -273,21 +273,38 @@ def billed(ctx: Context) -> set[str]:
 def test_wa_billing_rerate_applies_a_corrected_rate_file(
     environ: dict[str, str], ctx: Context, tmp_path: Path
 ) -> None:
+    """Three charged marketing messages and one free service reply (in the window the user's
+    message opened); then both list prices change. Re-rating reprices the charged ones, keeps
+    the free one free (its list rate is updated, its money stays 0) and is idempotent."""
     for n, user in enumerate(["5511900000001", "5511900000002", "5511900000003"]):
         fh.store(ctx, template(f"wamid.r{n}", user))
+    writes = p.inbound("wamid.in", fh.T_JULY - 60, "5511900000009")
+    reply = p.status("wamid.reply", "delivered", fh.T_JULY, user="5511900000009",
+                     category="service", pricing_type="free_customer_service")  # fmt: skip
+    fh.store(ctx, p.raw(p.body(p.change(messages=[writes], statuses=[reply]))))
     fh.drain_here(ctx)
     assert ctx.queries.usage(p.WABA, "2025-07", "USD")["total_cost"] == "0.1875"  # 3 x 0.0625
     rates = Path(environ["BILLING_CONFIG_DIR"]) / "rates.csv"
-    rates.write_text(rates.read_text().replace("marketing,0.0625", "marketing,0.0600"))
+    corrected = rates.read_text().replace("marketing,0.0625", "marketing,0.0600")
+    rates.write_text(corrected.replace("service,0.0068", "service,0.0070"))
 
     out = fh.run_cli(environ, "rerate", "--month", "2025-07").stdout
-    assert "re-rated 3 records of 2025-07 (3 changed)" in out
+    assert "re-rated 4 records of 2025-07 (4 changed)" in out
     assert f"WABA {p.WABA}: total cost 0.1875 -> 0.1800" in out
     usage = ctx.queries.usage(p.WABA, "2025-07", "USD")
-    assert (usage["units"], usage["total_cost"]) == (3, "0.1800")
-    assert {r["version"] for r in ctx.queries.records(p.WABA, "2025-07")} == {2}
+    lines = sorted((x["category"], x["billable"], x["count"], x["cost"]) for x in usage["lines"])
+    assert lines == [("marketing", True, 3, "0.1800"), ("service", False, 1, "0")]
+    assert (usage["units"], usage["total_cost"]) == (4, "0.1800")
+    records = {r["wamid"]: r for r in ctx.queries.records(p.WABA, "2025-07")}
+    assert {r["version"] for r in records.values()} == {2}
+    reply_record = records["wamid.reply"]
+    assert (reply_record["billable"], reply_record["rate"], reply_record["cost"]) == (
+        False,
+        "0.0070",
+        "0",
+    )
     again = fh.run_cli(environ, "rerate", "--month", "2025-07", "--waba", p.WABA).stdout
-    assert "re-rated 3 records of 2025-07 (0 changed)" in again  # idempotent
+    assert "re-rated 4 records of 2025-07 (0 changed)" in again  # idempotent
 
     bad = wa_billing({**os.environ, **environ}, "rerate", "--month", "2025-13")
     assert bad.returncode == 2 and "must be YYYY-MM" in bad.stderr

@@ -290,3 +290,43 @@ def test_shipped_allowance_1000th_unit_is_free_and_the_1001st_is_charged(
     assert (recs[999]["cost"], recs[1000]["cost"]) == ("0", rate)
     got = usage(world, month)
     assert (got["units"], got["total_cost"]) == (1001, rate)
+
+
+# -- 6. re-rating leaves void units void -----------------------------------------------------------
+
+
+def test_rerating_keeps_a_void_unit_void_and_out_of_usage(world: dict[str, Any]) -> None:
+    """Rule: a unit a later event showed not to exist stays void (kept for the audit trail,
+    never counted or charged), also when the month is re-rated after a rate change.
+
+    cbp-2023: a marketing template opens a conversation; a late template of the same user and
+    category delivered an hour before it opens the conversation instead, and the first unit
+    is voided. Re-rating at a corrected price reprices the live unit only."""
+    moment = 1_700_000_000 - 10 * DAY  # 2023-11, cbp-2023
+    user = "5511900000055"
+    ledger = make_ledger(world["client"], world["prefix"], world["config"])
+    ledger.apply([delivered(2, moment + 5 * 3_600, "marketing", user=user, model="CBP")])
+    ledger.apply([delivered(1, moment + 3_600, "marketing", user=user, model="CBP")])
+    keys = Keys(world["prefix"])
+    stored = [r for r in records(world, "2023-11")]
+    assert sorted((r["wamid"], r["void"]) for r in stored) == [
+        ("wamid.0001", False),
+        ("wamid.0002", True),
+    ]
+    assert (usage(world, "2023-11")["units"], usage(world, "2023-11")["total_cost"]) == (
+        1,
+        "0.0625",
+    )
+    rates = world["config"] / "rates.csv"
+    rates.write_text(rates.read_text().replace("marketing,0.0625", "marketing,0.0600"))
+    rerater = Rerater(world["client"], keys, load_ratebook(world["config"]), 10_000)
+    assert rerater.rerate("2023-11").changed == 1
+    after = {r["wamid"]: r for r in records(world, "2023-11")}
+    assert (after["wamid.0002"]["void"], after["wamid.0002"]["cost"]) == (True, "0")
+    assert (
+        after["wamid.0002"]["version"] == {r["wamid"]: r for r in stored}["wamid.0002"]["version"]
+    )
+    assert (usage(world, "2023-11")["units"], usage(world, "2023-11")["total_cost"]) == (
+        1,
+        "0.0600",
+    )

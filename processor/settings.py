@@ -7,11 +7,13 @@ missing or malformed, not only the first.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from processor.core.reconcile import Tolerance, parse_tolerance
 from processor.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
 DAY = 86_400
 T = TypeVar("T")
+DEFAULT_TOLERANCE = Tolerance()
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ class Settings:
     port: int = 8000
     workers: int = 2
     log_level: str = "INFO"
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_graph_version: str = "v25.0"
+    meta_access_token: str = field(default="", repr=False)
+    reconcile_tolerance: Tolerance = DEFAULT_TOLERANCE
+    reconcile_every_hours: float = 0.0  # 0: periodic reconciliation is off
 
     @property
     def signature_required(self) -> bool:
@@ -128,6 +136,18 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?", raw):
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def _graph_version(raw: str) -> str:
+    if not re.fullmatch(r"v[0-9]{1,3}\.[0-9]{1,3}", raw):
+        raise ValueError(raw)
+    return raw
+
+
 def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
     """Build the settings from ``environ``; raise :class:`SettingsError` listing every problem.
 
@@ -176,6 +196,17 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         port=r.typed("PORT", 8000, _positive_int, "a port number"),
         workers=r.typed("WORKERS", 2, _positive_int, "a positive integer"),
         log_level=(r.text("LOG_LEVEL") or "INFO").upper(),
+        meta_graph_url=r.typed(
+            "META_GRAPH_URL", "https://graph.facebook.com", _http_url, "an http(s) URL"
+        ),
+        meta_graph_version=r.typed(
+            "META_GRAPH_VERSION", "v25.0", _graph_version, "a version like v25.0"
+        ),
+        meta_access_token=r.text("META_ACCESS_TOKEN") or "",
+        reconcile_tolerance=r.typed(
+            "RECONCILE_TOLERANCE", DEFAULT_TOLERANCE, parse_tolerance, "an amount and/or a %"
+        ),
+        reconcile_every_hours=r.typed("RECONCILE_EVERY_HOURS", 0.0, _non_negative, "hours"),
     )
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")

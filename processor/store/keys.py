@@ -19,6 +19,12 @@ Key                                    Type    Lifetime
 {p}:latency                            hash    processing latency histogram for /metrics
 {p}:alerts                             hash    alert id -> alert JSON (see store/alerts.py)
 {p}:alerts:outbox                      stream  alert ids waiting for delivery
+{p}:display_numbers                    hash    phone_number_id -> display number (webhook metadata)
+{p}:tiers:{waba_id}                    hash    Meta's tier webhooks (account_update), by occurrence
+{p}:templates                          hash    template id -> registry entry with category history
+{p}:recon:{waba_id}:{month}            string  the last reconciliation result (JSON)
+{p}:recon:summary                      hash    waba_id -> summary of its last reconciliation
+{p}:recon:lock                         string  "a periodic reconciliation is due/queued" (TTL)
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -111,3 +117,25 @@ class Keys:
     @property
     def alerts_outbox(self) -> str:
         return self._k("alerts", "outbox")
+
+    @property
+    def display_numbers(self) -> str:
+        return self._k("display_numbers")
+
+    def tier_updates(self, waba_id: str) -> str:
+        return self._k("tiers", waba_id)
+
+    @property
+    def templates(self) -> str:
+        return self._k("templates")
+
+    def reconciliation(self, waba_id: str, month: str) -> str:
+        return self._k("recon", waba_id, month)
+
+    @property
+    def reconciliation_summary(self) -> str:
+        return self._k("recon", "summary")
+
+    @property
+    def reconciliation_lock(self) -> str:
+        return self._k("recon", "lock")

@@ -19,6 +19,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from processor.context import Context
 from processor.store import codec
+from processor.web import reconciliation
 
 bp = Blueprint("ops", __name__)
 
@@ -87,6 +88,10 @@ class _RedisCollector(Collector):
             depth.add_metric([name], value)
         yield depth
         yield _latency(latency)
+        try:
+            yield from reconciliation.metric_families(ctx, stats)
+        except redis.RedisError:
+            return
 
 
 def _webhook_counters(stats: dict[str, int]) -> Iterator[Metric]:

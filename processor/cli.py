@@ -175,12 +175,14 @@ def reconcile(waba_id: str, month: str, fmt: str) -> None:
     """Our figures beside Meta's pricing_analytics (exit 2 when Meta could not be asked)."""
     import re
 
+    from processor.core.reconcile import MONTH_PATTERN
     from processor.graph import GraphError
     from processor.reconciling import print_result, run
 
     if not re.fullmatch(r"[0-9]{1,32}", waba_id):
         raise click.BadParameter("must be a WABA id (digits)", param_hint="--waba")
-    month = _month(month)
+    if not re.fullmatch(MONTH_PATTERN, month):
+        raise click.BadParameter("must be YYYY-MM (years 1970 to 9998)", param_hint="--month")
     ctx = _context()
     try:
         result = run(ctx, waba_id, month)

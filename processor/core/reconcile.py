@@ -40,7 +40,10 @@ LINE_FIELDS = (
     "status",
     "provisional",
 )
-_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# Months a reconciliation can be asked for: years 1970 to 9998 (Unix time, and a next month that
+# Python's dates can hold).
+MONTH_PATTERN = r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])"
+_MONTH = re.compile(MONTH_PATTERN)
 _TOKEN = re.compile(r"[A-Za-z0-9_:.+-]{1,64}")
 
 

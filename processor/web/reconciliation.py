@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,12 +10,14 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from processor.context import Context
+from processor.core.reconcile import MONTH_PATTERN
 from processor.graph import GraphError
 from processor.store.meta_state import MetaState
-from processor.web.api import MONTH, WABA
+from processor.web.api import WABA
 from processor.web.auth import authorized
 
 bp = Blueprint("reconciliation", __name__, url_prefix="/v1")
+RECON_MONTH = re.compile(MONTH_PATTERN)
 
 
 def _ctx() -> Context:
@@ -43,7 +46,7 @@ def reconciliation() -> Any:
     from processor.reconciling import run, store
 
     ctx = _ctx()
-    waba, month = _required("waba_id", WABA), _required("month", MONTH)
+    waba, month = _required("waba_id", WABA), _required("month", RECON_MONTH)
     refresh = request.args.get("refresh", "0")
     if refresh not in ("0", "1"):
         abort(400, "query parameter 'refresh' must be 0 or 1")

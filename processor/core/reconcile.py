@@ -243,9 +243,12 @@ def reconcile(inp: Inputs) -> dict[str, Any]:
         at = _record_time(rec)
         if rec.get("void") or at is None:
             continue
+        day = local_day(at, inp.tz)
+        if not day.startswith(inp.month):
+            continue  # not possible for records of the month's own hash; kept symmetric
         category = str(rec.get("category") or "")
         key = (
-            local_day(at, inp.tz),
+            day,
             str(rec.get("phone_number_id") or ""),
             str(rec.get("country") or ""),
             category,

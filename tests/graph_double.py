@@ -156,7 +156,7 @@ def point(
 def graph_double() -> Iterator[GraphDouble]:
     double = GraphDouble(port=free_port())
     server = ThreadingHTTPServer(("127.0.0.1", double.port), _handler(double))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield double

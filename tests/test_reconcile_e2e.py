@@ -326,6 +326,7 @@ def test_the_api_serves_the_stored_result_and_refreshes_on_request(
     cli = json.loads(reconcile_cli(env, W_IST).stdout)
     stored = web.get(f"/v1/reconciliation?{query}", headers=auth())
     assert stored.status_code == 200 and stored.json == cli
+    assert stored.headers["X-Content-Type-Options"] == "nosniff"
     asked = len(graph.seen)
     fresh = web.get(f"/v1/reconciliation?{query}&refresh=1", headers=auth())
     assert fresh.status_code == 200 and len(graph.seen) == asked + 1

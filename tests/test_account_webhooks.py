@@ -215,3 +215,19 @@ def test_template_ids_as_strings_and_numbers_are_the_same() -> None:
     doc = json.loads(json.dumps(status_update("APPROVED", "UTILITY", T0)))
     doc["entry"][0]["changes"][0]["value"]["message_template_id"] = str(TEMPLATE)
     assert account_facts(doc).templates[0] == as_number
+
+
+def test_a_field_that_is_not_a_string_is_ignored_not_a_crash() -> None:
+    """Found by the fuzz test: an unhashable `field` must not stop the drain."""
+    from processor.core.account_events import wanted
+
+    doc = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": ["messages"]}, {"field": {"a": 1}}, {"field": None}]}]}  # fmt: skip
+    assert not wanted(doc)
+    assert not account_facts(doc)
+
+
+def test_tier_webhooks_expire_like_records(client: Any, ctx: Context) -> None:
+    deliver(client, ctx, tier_update("750001:2000000", T0))
+    ttl = ctx.redis.ttl(ctx.keys.tier_updates(p.WABA))
+    assert 0 < ttl <= ctx.settings.records_retention_seconds

@@ -114,7 +114,8 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
         rejected.append({"reason": reason, "body_id": origin.get(id(event)), "wamid": event.wamid})
     pipe = ctx.redis.pipeline(transaction=False)  # one round trip: keep, acknowledge, count
     if facts:  # display numbers (in the pipe), tier and template webhooks (may record alerts)
-        MetaState(ctx.redis, ctx.keys).apply(facts, pipe)
+        state = MetaState(ctx.redis, ctx.keys, ctx.settings.records_retention_seconds)
+        state.apply(facts, pipe)
     ctx.quarantine.add_many(rejected, pipe=pipe)
     pipe.xack(ctx.keys.inbox, GROUP, *[e.id for e in entries])
     metrics.record_batch(ctx, entries, len(events), result, pipe)

@@ -78,9 +78,7 @@ def wanted(doc: dict[str, Any]) -> bool:
         return False
     for entry in entries:
         changes = entry.get("changes") if isinstance(entry, dict) else None
-        if isinstance(changes, list) and any(
-            isinstance(c, dict) and c.get("field") in FIELDS for c in changes
-        ):
+        if isinstance(changes, list) and any(_field(c) in FIELDS for c in changes):
             return True
     return False
 
@@ -97,7 +95,7 @@ def account_facts(doc: dict[str, Any]) -> AccountFacts:
         waba_id = entry.get("id")
         at = _int(entry.get("time"))
         for j, change in enumerate(entry["changes"]):
-            if not isinstance(change, dict) or change.get("field") not in FIELDS:
+            if _field(change) not in FIELDS:
                 continue
             value = change.get("value")
             path = f"entry[{i}].changes[{j}]"
@@ -111,6 +109,12 @@ def account_facts(doc: dict[str, Any]) -> AccountFacts:
             else:
                 _change(change["field"], waba_id, at, value, path, facts)
     return facts
+
+
+def _field(change: Any) -> str | None:
+    """A change's field name (None unless a string: a hostile body may put anything there)."""
+    name = change.get("field") if isinstance(change, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _metadata(value: Any, facts: AccountFacts) -> None:

@@ -29,8 +29,10 @@ RECATEGORISED = "template_recategorised"
 
 
 class MetaState:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        self.redis, self.keys = client, keys
+    def __init__(
+        self, client: redis.Redis, keys: Keys, retention_seconds: int = 400 * 86_400
+    ) -> None:
+        self.redis, self.keys, self.retention = client, keys, retention_seconds
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -54,6 +56,7 @@ class MetaState:
                 return
             tx.multi()
             tx.hset(key, update.dedup, json.dumps(doc, sort_keys=True))
+            tx.expire(key, self.retention)  # a WABA's tier history: kept like its records
 
         self.redis.transaction(write, key)
 

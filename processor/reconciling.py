@@ -7,13 +7,24 @@ job. Raises :class:`processor.graph.GraphError` when Meta could not be asked (no
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import time
 from datetime import date
 from typing import IO, Any
 
 from processor.context import Context
-from processor.core.reconcile import LINE_FIELDS, Inputs, month_bounds, parse_pages, reconcile
+from processor.core.reconcile import (
+    LINE_FIELDS,
+    Inputs,
+    counts,
+    drift,
+    month_bounds,
+    parse_pages,
+    reconcile,
+)
 from processor.graph import GraphClient, GraphError
+from processor.store.alerts import Alerts
 from processor.store.meta_state import MetaState
 from processor.store.reconciliation import Reconciliations
 
@@ -71,15 +82,43 @@ def run(
         )
     )
     store(ctx).save(result, time.time())
+    record_drift_alert(ctx, result)
     return result
+
+
+DRIFT = "reconciliation_drift"
+ALERT_LINES = 50
+
+
+def record_drift_alert(ctx: Context, result: dict[str, Any]) -> dict[str, Any] | None:
+    """One alert per distinct set of settled (not provisional) lines that do not match: the
+    same findings found again by the next run are not announced twice."""
+    off = [x for x in result["lines"] if x["status"] != "match" and not x["provisional"]]
+    if not off:
+        return None
+    findings = json.dumps(
+        [[x[k] for k in LINE_FIELDS if k != "provisional"] for x in off], separators=(",", ":")
+    )
+    digest = hashlib.sha256(findings.encode()).hexdigest()[:32]
+    return Alerts(ctx.redis, ctx.keys).record(
+        kind=DRIFT,
+        dedup=f"{result['waba_id']}|{result['month']}|{digest}",
+        data={
+            "month": result["month"],
+            "currency": result["currency"],
+            "counts": counts(result),
+            "drift": format(drift(result), "f"),
+            "lines": off[:ALERT_LINES],
+            "more_lines": max(0, len(off) - ALERT_LINES),
+        },
+        waba_id=result["waba_id"],
+    )
 
 
 # -- output for the command line ---------------------------------------------------------------
 
 
 def print_result(result: dict[str, Any], fmt: str, out: IO[str]) -> None:
-    import json
-
     if fmt == "json":
         out.write(json.dumps(result, indent=2) + "\n")
     elif fmt == "csv":

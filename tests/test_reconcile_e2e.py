@@ -22,7 +22,9 @@ from click.testing import CliRunner
 
 from processor.cli import main
 from processor.context import Context, build_context
+from processor.reconciling import DRIFT
 from processor.settings import load_settings
+from processor.store.alerts import Alerts
 from tests.conftest import _wipe, auth, signed_headers
 from tests.graph_double import TOKEN, GraphDouble, graph_double, point
 from workers.drain import drain, use_context
@@ -232,6 +234,7 @@ def line_key(line: dict[str, Any]) -> Key:
 def test_a_month_with_planted_differences_reports_exactly_those(
     world: tuple[Context, Any], env: dict[str, str], graph: GraphDouble
 ) -> None:
+    ctx, _ = world
     figures = meta_figures(month_of_traffic(), W_PHX, PHX)
     missed = ("2025-11-05", "15550001111", "BR", "MARKETING", "REGULAR")
     figures[missed][0] += 1  # a webhook we never got
@@ -265,6 +268,11 @@ def test_a_month_with_planted_differences_reports_exactly_those(
     assert (doc["waba_id"], doc["month"], doc["currency"]) == (W_PHX, "2025-11", "USD")
     assert doc["totals"]["ours_volume"] == 210
     assert doc["totals"]["meta_volume"] == 210 + 1 - 1 + 2
+    (alert,) = [a for a in Alerts(ctx.redis, ctx.keys).all() if a["kind"] == DRIFT]
+    assert alert["waba_id"] == W_PHX
+    assert {line_key(x) for x in alert["data"]["lines"]} == set(reported)
+    assert reconcile_cli(env, W_PHX).exit_code == 0  # the same findings again: no new alert
+    assert len([a for a in Alerts(ctx.redis, ctx.keys).all() if a["kind"] == DRIFT]) == 1
     assert [(x["market"], x["category"]) for x in doc["tiers"]] == [
         ("Brazil", "authentication"),
         ("India", "utility"),

@@ -120,3 +120,42 @@ def test_bad_reconciliation_settings_are_all_named(environ: dict[str, str]) -> N
         load_settings({**environ, **bad})
     for name in bad:
         assert name in str(caught.value)
+
+
+def test_reconcile_without_a_token_exits_2_and_says_why(environ: dict[str, str]) -> None:
+    from click.testing import CliRunner
+
+    from processor.cli import main
+
+    args = ["reconcile", "--waba", p.WABA, "--month", "2025-11"]
+    result = CliRunner().invoke(main, args, env=environ)
+    assert result.exit_code == 2
+    assert "META_ACCESS_TOKEN is not set" in result.stderr
+
+
+def test_reconcile_refuses_a_bad_waba_or_month(environ: dict[str, str]) -> None:
+    from click.testing import CliRunner
+
+    from processor.cli import main
+
+    for waba, month in (("abc", "2025-11"), (p.WABA, "2025-13"), (p.WABA, "0000-01")):
+        args = ["reconcile", "--waba", waba, "--month", month]
+        result = CliRunner().invoke(main, args, env=environ)
+        assert result.exit_code == 2 and "Invalid value" in result.output, (waba, month)
+
+
+def test_a_month_with_nothing_on_either_side_is_empty_not_an_error(
+    environ: dict[str, str], graph: GraphDouble
+) -> None:
+    ctx = make(environ, graph)
+    try:
+        from processor.reconciling import run
+
+        result = run(ctx, p.WABA, "2025-11")
+        assert result["lines"] == [] and result["tiers"] == []
+        assert result["totals"] == {
+            "ours_volume": 0, "meta_volume": 0, "ours_cost": "0", "meta_cost": "0"
+        }  # fmt: skip
+    finally:
+        _wipe(ctx.redis, ctx.settings)
+        ctx.close()

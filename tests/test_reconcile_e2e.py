@@ -370,3 +370,27 @@ def test_metrics_show_lines_by_status_last_success_and_drift(
         text
     )
     assert "wa_billing_reconciliation_failures_total 1.0" in text
+
+
+def test_a_partner_credit_line_without_cost_and_an_unknown_pricing_type(
+    world: tuple[Context, Any], env: dict[str, str], graph: GraphDouble
+) -> None:
+    """Meta omits COST for WABAs on a partner's credit line; a pricing type Meta adds later is
+    carried through, never a crash."""
+    points = as_points(meta_figures(month_of_traffic(), W_IST, IST))
+    for item in points:
+        del item["cost"]
+    points.append(point(local(IST, 2, 0), "919000000333", "IN", "BUSINESS_AGENT",
+                        "FREE_AGENT_TRIAL", 4, None))  # fmt: skip
+    graph.points[W_IST] = points
+    result = reconcile_cli(env, W_IST)
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    statuses = {(x["category"], x["pricing_type"], x["status"]) for x in doc["lines"]}
+    assert statuses == {
+        ("utility", "REGULAR", "cost_unavailable"),
+        ("marketing", "REGULAR", "cost_unavailable"),
+        ("business_agent", "FREE_AGENT_TRIAL", "only_meta"),
+    }
+    assert doc["totals"]["meta_cost"] is None
+    assert doc["totals"]["ours_cost"] is not None

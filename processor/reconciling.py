@@ -34,14 +34,18 @@ def store(ctx: Context) -> Reconciliations:
 
 
 def token_for(ctx: Context, waba_id: str) -> str:
-    """The access token for ``waba_id`` (today: META_ACCESS_TOKEN for every WABA)."""
-    return ctx.settings.meta_access_token
+    """The access token for ``waba_id``: its own line of META_ACCESS_TOKENS_FILE, else
+    META_ACCESS_TOKEN ("" when neither is set)."""
+    return dict(ctx.settings.meta_access_tokens).get(waba_id) or ctx.settings.meta_access_token
 
 
 def graph_client(ctx: Context, waba_id: str) -> GraphClient:
     token = token_for(ctx, waba_id)
     if not token:
-        raise GraphError("META_ACCESS_TOKEN is not set: Meta cannot be asked")
+        raise GraphError(
+            f"no token for WABA {waba_id} (META_ACCESS_TOKEN or META_ACCESS_TOKENS_FILE): "
+            "Meta cannot be asked"
+        )
     s = ctx.settings
     return GraphClient(s.meta_graph_url, s.meta_graph_version, token)
 

@@ -61,6 +61,7 @@ class Settings:
     meta_access_token: str = field(default="", repr=False)
     reconcile_tolerance: Tolerance = DEFAULT_TOLERANCE
     reconcile_every_hours: float = 0.0  # 0: periodic reconciliation is off
+    meta_access_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # per WABA
 
     @property
     def signature_required(self) -> bool:
@@ -148,6 +149,30 @@ def _graph_version(raw: str) -> str:
     return raw
 
 
+def _token_file(path: str | None, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """``waba_id,token`` lines (``#`` comments); problems name the line, never the token."""
+    if path is None:
+        return ()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(
+            f"META_ACCESS_TOKENS_FILE={path!r} cannot be read ({exc.__class__.__name__})"
+        )
+        return ()
+    tokens = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        waba, _, token = (part.strip() for part in text.partition(","))
+        if not re.fullmatch(r"[0-9]{1,32}", waba) or not re.fullmatch(r"[!-~]{8,4096}", token):
+            problems.append(f"META_ACCESS_TOKENS_FILE line {number}: expected 'waba_id,token'")
+            continue
+        tokens.append((waba, token))
+    return tuple(tokens)
+
+
 def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
     """Build the settings from ``environ``; raise :class:`SettingsError` listing every problem.
 
@@ -207,6 +232,7 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
             "RECONCILE_TOLERANCE", DEFAULT_TOLERANCE, parse_tolerance, "an amount and/or a %"
         ),
         reconcile_every_hours=r.typed("RECONCILE_EVERY_HOURS", 0.0, _non_negative, "hours"),
+        meta_access_tokens=_token_file(r.text("META_ACCESS_TOKENS_FILE"), r.problems),
     )
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")

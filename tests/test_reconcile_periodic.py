@@ -130,7 +130,7 @@ def test_reconcile_without_a_token_exits_2_and_says_why(environ: dict[str, str])
     args = ["reconcile", "--waba", p.WABA, "--month", "2025-11"]
     result = CliRunner().invoke(main, args, env=environ)
     assert result.exit_code == 2
-    assert "META_ACCESS_TOKEN is not set" in result.stderr
+    assert f"no token for WABA {p.WABA}" in result.stderr
 
 
 def test_reconcile_refuses_a_bad_waba_or_month(environ: dict[str, str]) -> None:
@@ -159,3 +159,35 @@ def test_a_month_with_nothing_on_either_side_is_empty_not_an_error(
     finally:
         _wipe(ctx.redis, ctx.settings)
         ctx.close()
+
+
+def test_a_waba_can_have_its_own_token(
+    environ: dict[str, str], graph: GraphDouble, tmp_path: Any
+) -> None:
+    """META_ACCESS_TOKENS_FILE: one `waba_id,token` a line; the others use META_ACCESS_TOKEN."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# per WABA\n{p.WABA},{TOKEN}\n")
+    ctx = build_context(
+        load_settings(
+            {**environ, "META_ACCESS_TOKENS_FILE": str(tokens), "META_ACCESS_TOKEN": "general-x"}
+        )
+    )
+    try:
+        from processor.reconciling import token_for
+
+        assert token_for(ctx, p.WABA) == TOKEN
+        assert token_for(ctx, "999") == "general-x"
+        assert TOKEN not in repr(ctx.settings)
+    finally:
+        ctx.close()
+
+
+def test_a_malformed_token_file_is_refused_without_echoing_tokens(
+    environ: dict[str, str], tmp_path: Any
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("not-a-waba,SECRET-TOKEN-VALUE\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**environ, "META_ACCESS_TOKENS_FILE": str(tokens)})
+    assert "line 1" in str(caught.value)
+    assert "SECRET-TOKEN-VALUE" not in str(caught.value)

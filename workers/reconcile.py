@@ -25,7 +25,7 @@ JOB = "workers.reconcile.reconcile_all"
 def schedule_if_due(ctx: Context, now: float | None = None) -> bool:
     """Queue the periodic job if reconciliation is on and no job ran in this period."""
     hours = ctx.settings.reconcile_every_hours
-    if hours <= 0 or not ctx.settings.meta_access_token:
+    if hours <= 0 or not (ctx.settings.meta_access_token or ctx.settings.meta_access_tokens):
         return False
     period = max(60, int(hours * 3_600))
     if not ctx.redis.set(ctx.keys.reconciliation_lock, int(now or time.time()), nx=True, ex=period):
@@ -46,13 +46,14 @@ def due_months(ctx: Context, waba_id: str, now: float) -> list[str]:
 
 
 def reconcile_all(now: float | None = None) -> dict[str, Any]:
-    """The RQ job: reconcile every WABA with records; one failure does not stop the others."""
-    from processor.reconciling import run
+    """The RQ job: reconcile every WABA with records and a token; one failure does not stop the
+    others."""
+    from processor.reconciling import run, token_for
     from workers.drain import context
 
     ctx = context()
     moment = now if now is not None else time.time()
-    wabas = sorted({waba for waba, _ in ctx.queries.months()})
+    wabas = sorted({waba for waba, _ in ctx.queries.months() if token_for(ctx, waba)})
     done: dict[str, Any] = {"reconciled": 0, "failed": 0}
     for waba in wabas:
         for month in due_months(ctx, waba, moment):

@@ -14,13 +14,13 @@ from datetime import date
 from typing import IO, Any
 
 from processor.context import Context
+from processor.core.analytics import parse_pages
 from processor.core.reconcile import (
     LINE_FIELDS,
     Inputs,
     counts,
     drift,
     month_bounds,
-    parse_pages,
     reconcile,
 )
 from processor.graph import GraphClient, GraphError

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from processor.core.reconcile import parse_pages
+from processor.core.analytics import parse_pages
 from processor.graph import GraphClient, GraphError
 from tests.fault_helpers import free_port
 from tests.graph_double import TOKEN, GraphDouble, graph_double, point

@@ -91,7 +91,8 @@ def seed(client: Any, ctx: Context) -> None:
 
 def seed_reconciliation(ctx: Context) -> None:
     """A stored reconciliation of the seeded month (Meta's side: one point, no COST)."""
-    from processor.core.reconcile import Inputs, MetaPoint, reconcile
+    from processor.core.analytics import MetaPoint
+    from processor.core.reconcile import Inputs, reconcile
     from processor.reconciling import store
 
     waba = ctx.ratebook.waba(p.WABA)

@@ -10,12 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from processor.core.analytics import MetaPoint, parse_pages
 from processor.core.reconcile import (
     Inputs,
-    MetaPoint,
     Tolerance,
     month_bounds,
-    parse_pages,
     parse_tolerance,
     pricing_type_of,
     reconcile,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from processor.core.analytics import MetaPoint, digits, to_decimal, to_int
 
 MATCH, VOLUME_DIFF, COST_DIFF = "match", "volume_diff", "cost_diff"
 ONLY_META, ONLY_OURS, COST_UNAVAILABLE = "only_meta", "only_ours", "cost_unavailable"
@@ -44,7 +46,6 @@ LINE_FIELDS = (
 # Python's dates can hold).
 MONTH_PATTERN = r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])"
 _MONTH = re.compile(MONTH_PATTERN)
-_TOKEN = re.compile(r"[A-Za-z0-9_:.+-]{1,64}")
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ def parse_tolerance(raw: str) -> Tolerance:
     if not parts or len(parts) > 2:
         raise ValueError(raw)
     for part in parts:
-        number = _decimal(part[:-1] if part.endswith("%") else part)
+        number = to_decimal(part[:-1] if part.endswith("%") else part)
         if number is None or number < 0:
             raise ValueError(raw)
         if part.endswith("%"):
@@ -77,64 +78,6 @@ def parse_tolerance(raw: str) -> Tolerance:
         else:
             absolute = number
     return Tolerance(absolute, percent)
-
-
-@dataclass(frozen=True)
-class MetaPoint:
-    """One of Meta's data points (absent dimensions and metrics are ``None``)."""
-
-    start: int
-    phone: str | None
-    country: str | None
-    category: str | None
-    pricing_type: str | None
-    tier: str | None
-    volume: int
-    cost: Decimal | None
-
-
-@dataclass
-class ParsedPoints:
-    points: list[MetaPoint] = field(default_factory=list)
-    skipped: int = 0  # data points that were not objects or had no usable start
-
-
-def parse_pages(pages: Iterable[Mapping[str, Any]]) -> ParsedPoints:
-    """Meta's answers (first page ``{pricing_analytics: {data, paging}}``, later pages
-    ``{data, paging}``) -> data points. Malformed points are counted, never fatal."""
-    out = ParsedPoints()
-    for page in pages:
-        node = page.get("pricing_analytics", page)
-        data = node.get("data") if isinstance(node, Mapping) else None
-        for group in data if isinstance(data, list) else ():
-            points = group.get("data_points") if isinstance(group, Mapping) else None
-            for raw in points if isinstance(points, list) else ():
-                point = _point(raw)
-                if point is None:
-                    out.skipped += 1
-                else:
-                    out.points.append(point)
-    return out
-
-
-def _point(raw: Any) -> MetaPoint | None:
-    if not isinstance(raw, Mapping):
-        return None
-    start = _int(raw.get("start"))
-    volume = _int(raw.get("volume"))
-    if start is None:
-        return None
-    cost = raw.get("cost")
-    return MetaPoint(
-        start=start,
-        phone=_digits(raw.get("phone_number")),
-        country=_token(raw.get("country"), upper=True),
-        category=_token(raw.get("pricing_category"), upper=False),
-        pricing_type=_token(raw.get("pricing_type"), upper=True),
-        tier=_token(raw.get("tier"), upper=True),
-        volume=volume or 0,
-        cost=None if cost is None else _decimal(cost),
-    )
 
 
 # -- the month in the WABA's zone --------------------------------------------------------------
@@ -229,7 +172,7 @@ class Inputs:
 
 def reconcile(inp: Inputs) -> dict[str, Any]:
     """The result document: ``{waba_id, month, currency, fetched_at, totals, lines, tiers}``."""
-    by_display = {_digits(v) or v: k for k, v in inp.display_numbers.items()}
+    by_display = {digits(v) or v: k for k, v in inp.display_numbers.items()}
     meta: dict[Key, _Side] = defaultdict(_Side)
     ours: dict[Key, _Side] = defaultdict(_Side)
     for p in inp.points:
@@ -274,7 +217,7 @@ def _record_cost(rec: Mapping[str, Any]) -> Decimal | None:
     """Meta's price of the unit (never our marked-up one); ``None`` when unrated."""
     if not rec.get("billable"):
         return Decimal(0)
-    return _decimal(rec.get("cost")) if rec.get("cost") is not None else None
+    return to_decimal(rec.get("cost")) if rec.get("cost") is not None else None
 
 
 def _display_key(phone: str | None) -> str:
@@ -289,7 +232,7 @@ def _line(key: Key, ours: _Side, meta: _Side, inp: Inputs) -> dict[str, Any]:
     return {
         "day": day,
         "phone_number_id": phone_number_id,
-        "display_phone_number": _digits(display) if display else None,
+        "display_phone_number": digits(display) if display else None,
         "country": country or None,
         "category": category or None,
         "pricing_type": ptype or None,
@@ -404,51 +347,10 @@ def _market_named(region: str, keys: set[tuple[str, str]]) -> str:
 
 
 def _update_order(update: Mapping[str, Any]) -> tuple[int, str]:
-    return _int(update.get("tier_update_time")) or 0, str(update.get("tier") or "")
+    return to_int(update.get("tier_update_time")) or 0, str(update.get("tier") or "")
 
 
 # -- small helpers -----------------------------------------------------------------------------
-
-
-def _int(raw: Any) -> int | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 15:
-        return int(raw)
-    if isinstance(raw, Decimal) and raw == raw.to_integral_value():
-        return int(raw)
-    return None
-
-
-def _decimal(raw: Any) -> Decimal | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, Decimal):
-        return raw if raw.is_finite() else None
-    if isinstance(raw, int | float | str):
-        try:
-            value = Decimal(str(raw).strip())
-        except (InvalidOperation, ValueError):
-            return None
-        return value if value.is_finite() else None
-    return None
-
-
-def _digits(raw: Any) -> str | None:
-    if not isinstance(raw, str | int) or isinstance(raw, bool):
-        return None
-    digits = re.sub(r"[^0-9]", "", str(raw))
-    return digits or None
-
-
-def _token(raw: Any, upper: bool) -> str | None:
-    """A dimension value: kept as Meta sends it (bounded, printable), case-normalised."""
-    if not isinstance(raw, str) or not _TOKEN.fullmatch(raw.strip()):
-        return None
-    value = raw.strip()
-    return value.upper() if upper else value.lower().replace("-", "_")
 
 
 def _money(value: Decimal | None) -> str | None:

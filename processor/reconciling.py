@@ -39,7 +39,9 @@ def token_for(ctx: Context, waba_id: str) -> str:
     return dict(ctx.settings.meta_access_tokens).get(waba_id) or ctx.settings.meta_access_token
 
 
-def graph_client(ctx: Context, waba_id: str) -> GraphClient:
+def graph_client(ctx: Context, waba_id: str, **limits: Any) -> GraphClient:
+    """A client for ``waba_id``'s token; ``limits`` (``attempts``, ``timeout``) override the
+    defaults, e.g. for a web request that must answer within the web server's timeout."""
     token = token_for(ctx, waba_id)
     if not token:
         raise GraphError(
@@ -47,7 +49,7 @@ def graph_client(ctx: Context, waba_id: str) -> GraphClient:
             "Meta cannot be asked"
         )
     s = ctx.settings
-    return GraphClient(s.meta_graph_url, s.meta_graph_version, token)
+    return GraphClient(s.meta_graph_url, s.meta_graph_version, token, **limits)
 
 
 def run(

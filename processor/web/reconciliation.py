@@ -49,7 +49,7 @@ def _required(name: str, pattern: Any) -> str:
 @bp.get("/reconciliation")
 def reconciliation() -> Any:
     """The last stored reconciliation of a WABA-month; ``refresh=1`` asks Meta again first."""
-    from processor.reconciling import run, store
+    from processor.reconciling import graph_client, run, store
 
     ctx = _ctx()
     waba, month = _required("waba_id", WABA), _required("month", RECON_MONTH)
@@ -57,8 +57,9 @@ def reconciliation() -> Any:
     if refresh not in ("0", "1"):
         abort(400, "query parameter 'refresh' must be 0 or 1")
     if refresh == "1":
-        try:
-            return jsonify(run(ctx, waba, month))
+        try:  # bounded well under gunicorn's 30 s worker timeout
+            with graph_client(ctx, waba, attempts=2, timeout=(3.0, 10.0)) as client:
+                return jsonify(run(ctx, waba, month, client=client))
         except GraphError as exc:
             reply = jsonify(
                 error="Bad Gateway",

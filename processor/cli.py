@@ -170,6 +170,32 @@ def quarantine_replay(item_ids: tuple[str, ...], everything: bool) -> None:
     )
 
 
+@main.command()
+@click.option("--waba", "waba_id", required=True, help="WABA id.")
+@click.option("--month", required=True, help="Billing month YYYY-MM (the WABA's time zone).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+def reconcile(waba_id: str, month: str, fmt: str) -> None:
+    """Our figures beside Meta's pricing_analytics (exit 2 when Meta could not be asked)."""
+    import re
+
+    from processor.core.reconcile import MONTH_PATTERN
+    from processor.graph import GraphError
+    from processor.reconciling import print_result, run
+
+    if not re.fullmatch(r"[0-9]{1,32}", waba_id):
+        raise click.BadParameter("must be a WABA id (digits)", param_hint="--waba")
+    if not re.fullmatch(MONTH_PATTERN, month):
+        raise click.BadParameter("must be YYYY-MM (years 1970 to 9998)", param_hint="--month")
+    ctx = _context()
+    try:
+        result = run(ctx, waba_id, month)
+    except GraphError as exc:
+        click.echo(f"Meta could not be asked: {exc.message}", err=True)
+        click.echo(f"fbtrace_id: {exc.fbtrace_id or '-'}", err=True)
+        sys.exit(2)
+    print_result(result, fmt, sys.stdout)
+
+
 def _month(value: str) -> str:
     import re
 

@@ -7,11 +7,13 @@ missing or malformed, not only the first.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from processor.core.reconcile import Tolerance, parse_tolerance
 from processor.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
 DAY = 86_400
 T = TypeVar("T")
+DEFAULT_TOLERANCE = Tolerance()
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,12 @@ class Settings:
     sink_http_timeout_seconds: float = 10.0
     sink_max_backoff_seconds: float = 300.0
     sink_lease_seconds: float = 15.0
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_graph_version: str = "v25.0"
+    meta_access_token: str = field(default="", repr=False)
+    reconcile_tolerance: Tolerance = DEFAULT_TOLERANCE
+    reconcile_every_hours: float = 0.0  # 0: periodic reconciliation is off
+    meta_access_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # per WABA
 
     @property
     def signature_required(self) -> bool:
@@ -147,6 +156,36 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _graph_version(raw: str) -> str:
+    if not re.fullmatch(r"v[0-9]{1,3}\.[0-9]{1,3}", raw):
+        raise ValueError(raw)
+    return raw
+
+
+def _token_file(path: str | None, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """``waba_id,token`` lines (``#`` comments); problems name the line, never the token."""
+    if path is None:
+        return ()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(
+            f"META_ACCESS_TOKENS_FILE={path!r} cannot be read ({exc.__class__.__name__})"
+        )
+        return ()
+    tokens = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        waba, _, token = (part.strip() for part in text.partition(","))
+        if not re.fullmatch(r"[0-9]{1,32}", waba) or not re.fullmatch(r"[!-~]{8,4096}", token):
+            problems.append(f"META_ACCESS_TOKENS_FILE line {number}: expected 'waba_id,token'")
+            continue
+        tokens.append((waba, token))
+    return tuple(tokens)
+
+
 def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
     """Build the settings from ``environ``; raise :class:`SettingsError` listing every problem.
 
@@ -196,6 +235,18 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         workers=r.typed("WORKERS", 2, _positive_int, "a positive integer"),
         log_level=(r.text("LOG_LEVEL") or "INFO").upper(),
         **_sink_settings(r),
+        meta_graph_url=r.typed(
+            "META_GRAPH_URL", "https://graph.facebook.com", _http_url, "an http(s) URL"
+        ),
+        meta_graph_version=r.typed(
+            "META_GRAPH_VERSION", "v25.0", _graph_version, "a version like v25.0"
+        ),
+        meta_access_token=r.text("META_ACCESS_TOKEN") or "",
+        reconcile_tolerance=r.typed(
+            "RECONCILE_TOLERANCE", DEFAULT_TOLERANCE, parse_tolerance, "an amount and/or a %"
+        ),
+        reconcile_every_hours=r.typed("RECONCILE_EVERY_HOURS", 0.0, _non_negative, "hours"),
+        meta_access_tokens=_token_file(r.text("META_ACCESS_TOKENS_FILE"), r.problems),
     )
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")
@@ -219,8 +270,9 @@ _NO_SINKS: tuple[str, ...] = ()
 
 
 def _http_url(raw: str) -> str:
-    if not raw.startswith(("http://", "https://")) or "@" in raw.split("/")[2]:
-        raise ValueError(raw)  # no credentials in URLs: keys go in their own variables
+    """An http(s) URL with a host and no credentials (keys go in their own variables)."""
+    if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[^\s@]*)?", raw):
+        raise ValueError(raw)
     return raw.rstrip("/")
 
 

@@ -629,6 +629,9 @@ UNBOUNDED = {
     "latency": "fixed histogram",
     "phones": "one field per business number",
     "pending": "one hash per WABA",
+    "display_numbers": "one field per business number",
+    "templates": "one field per message template",
+    "recon": "summary: one field per WABA (results and the lock expire)",
 }
 
 

@@ -139,42 +139,23 @@ class TestLimits:
         assert stored(ctx) == 0
 
 
+def _one_change(field: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": field, "value": value}]}],
+    }
+
+
 class TestOtherWebhooks:
     @pytest.mark.parametrize(
         "doc",
         [
-            {
-                "object": "whatsapp_business_account",
-                "entry": [
-                    {
-                        "id": "1",
-                        "changes": [
-                            {
-                                "field": "message_template_status_update",
-                                "value": {"event": "APPROVED", "message_template_id": 1},
-                            }
-                        ],
-                    }
-                ],
-            },
-            {
-                "object": "whatsapp_business_account",
-                "entry": [
-                    {
-                        "id": "1",
-                        "changes": [
-                            {
-                                "field": "account_update",
-                                "value": {"event": "VOLUME_BASED_PRICING_TIER_UPDATE"},
-                            }
-                        ],
-                    }
-                ],
-            },
+            _one_change("phone_number_quality_update", {"event": "FLAGGED"}),
+            _one_change("security", {"event": "PIN_CHANGED"}),
             {"object": "page", "entry": [{"id": "1", "changes": [{"field": "messages"}]}]},
             {"object": "whatsapp_business_account"},
         ],
-        ids=["template-status", "account-update", "other-object", "no-entries"],
+        ids=["quality-update", "security", "other-object", "no-entries"],
     )
     def test_are_acknowledged_and_ignored(
         self, client: Any, ctx: Context, doc: dict[str, Any]
@@ -182,6 +163,25 @@ class TestOtherWebhooks:
         body = p.raw(doc)
         assert client.post("/webhook", data=body, headers=signed_headers(body)).status_code == 200
         assert stored(ctx) == 0
+
+    @pytest.mark.parametrize(
+        "doc",
+        [
+            _one_change(
+                "message_template_status_update", {"event": "APPROVED", "message_template_id": 1}
+            ),
+            _one_change("template_category_update", {"message_template_id": 1}),
+            _one_change("account_update", {"event": "VOLUME_BASED_PRICING_TIER_UPDATE"}),
+        ],
+        ids=["template-status", "template-category", "account-update"],
+    )
+    def test_template_and_account_webhooks_are_stored_before_200(
+        self, client: Any, ctx: Context, doc: dict[str, Any]
+    ) -> None:
+        """The fields reconciliation reads travel like `messages`: durable, then 200."""
+        body = p.raw(doc)
+        assert client.post("/webhook", data=body, headers=signed_headers(body)).status_code == 200
+        assert stored(ctx) == 1
 
 
 def test_redis_unreachable_is_503(environ: dict[str, str]) -> None:

@@ -16,13 +16,15 @@ import time
 from typing import Any
 
 from processor.context import Context, build_context
+from processor.core.account_events import AccountFacts, account_facts
 from processor.core.events import Event
-from processor.core.parse import parse_body
+from processor.core.parse import load_json_object, parse_document
 from processor.errors import BadPayload
 from processor.settings import load_settings
 from processor.store.inbox import Entry
 from processor.store.keys import GROUP
 from processor.store.ledger import ApplyResult
+from processor.store.meta_state import MetaState
 from workers import metrics
 
 log = logging.getLogger(__name__)
@@ -98,9 +100,10 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     events: list[Event] = []
     origin: dict[int, str] = {}
     rejected: list[dict[str, Any]] = []
+    facts = AccountFacts()
     for entry in entries:
         before = len(events)
-        _parse(ctx, entry, events, rejected)
+        _parse(ctx, entry, events, rejected, facts)
         for i in range(before, len(events)):
             origin[id(events[i])] = entry.id
     # Trimming pair histories is safe only when no other worker holds older bodies (a dead
@@ -110,6 +113,9 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     for event, reason in result.rejected:
         rejected.append({"reason": reason, "body_id": origin.get(id(event)), "wamid": event.wamid})
     pipe = ctx.redis.pipeline(transaction=False)  # one round trip: keep, acknowledge, count
+    if facts:  # display numbers (in the pipe), tier and template webhooks (may record alerts)
+        state = MetaState(ctx.redis, ctx.keys, ctx.settings.records_retention_seconds)
+        state.apply(facts, pipe)
     ctx.quarantine.add_many(rejected, pipe=pipe)
     pipe.xack(ctx.keys.inbox, GROUP, *[e.id for e in entries])
     metrics.record_batch(ctx, entries, len(events), result, pipe)
@@ -117,14 +123,25 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     _add(totals, entries, events, result, rejected)
 
 
-def _parse(ctx: Context, entry: Entry, events: list[Event], rejected: list[dict[str, Any]]) -> None:
+def _parse(
+    ctx: Context,
+    entry: Entry,
+    events: list[Event],
+    rejected: list[dict[str, Any]],
+    facts: AccountFacts,
+) -> None:
     try:
-        parsed = parse_body(entry.body, ctx.settings.max_json_depth)  # replays come here too
+        doc = load_json_object(entry.body, ctx.settings.max_json_depth)  # replays come here too
     except BadPayload as exc:
         rejected.append({"reason": f"body: {exc}", "body_id": entry.id})
         return
+    parsed = parse_document(doc)
     events.extend(parsed.events)
-    for item in parsed.rejected:
+    found = account_facts(doc)  # the fields beside `messages`, routed by field
+    facts.display_numbers.update(found.display_numbers)
+    facts.tier_updates.extend(found.tier_updates)
+    facts.templates.extend(found.templates)
+    for item in (*parsed.rejected, *found.rejected):
         rejected.append(
             {"reason": item.reason, "path": item.path, "item": item.item, "body_id": entry.id}
         )

@@ -14,6 +14,7 @@ import time
 import redis
 
 from processor.context import Context
+from workers.reconcile import schedule_if_due
 
 log = logging.getLogger(__name__)
 TRIM_EVERY = 60.0
@@ -45,6 +46,7 @@ class Janitor(threading.Thread):
             ctx.redis.set(ctx.keys.drain_ticket, 1, ex=30)
             log.info("janitor: queueing a drain job for %s stranded bodies", stranded)
             ctx.enqueue_drain()
+        schedule_if_due(ctx)  # periodic reconciliation with Meta (RECONCILE_EVERY_HOURS)
         if time.monotonic() - self.last_trim > TRIM_EVERY:
             self.last_trim = time.monotonic()
             trimmed = ctx.inbox.trim(settings.archive_retention_seconds)

@@ -25,6 +25,12 @@ Key                                    Type    Lifetime
 {p}:sink:{name}:sent:{month}           hash    record_id -> what a delta sink sent (retention)
 {p}:sink:{name}:state                  hash    a sink's last error, backoff, holder
 {p}:sink:stats                         hash    "{name}:delivered|failed|parked" counters
+{p}:display_numbers                    hash    phone_number_id -> display number (webhook metadata)
+{p}:tiers:{waba_id}                    hash    Meta's tier webhooks (account_update), by occurrence
+{p}:templates                          hash    template id -> registry entry with category history
+{p}:recon:{waba_id}:{month}            string  the last reconciliation result (JSON)
+{p}:recon:summary                      hash    waba_id -> summary of its last reconciliation
+{p}:recon:lock                         string  "a periodic reconciliation is due/queued" (TTL)
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -138,3 +144,25 @@ class Keys:
     @property
     def sink_stats(self) -> str:
         return self._k("sink", "stats")
+
+    @property
+    def display_numbers(self) -> str:
+        return self._k("display_numbers")
+
+    def tier_updates(self, waba_id: str) -> str:
+        return self._k("tiers", waba_id)
+
+    @property
+    def templates(self) -> str:
+        return self._k("templates")
+
+    def reconciliation(self, waba_id: str, month: str) -> str:
+        return self._k("recon", waba_id, month)
+
+    @property
+    def reconciliation_summary(self) -> str:
+        return self._k("recon", "summary")
+
+    @property
+    def reconciliation_lock(self) -> str:
+        return self._k("recon", "lock")

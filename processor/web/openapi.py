@@ -131,6 +131,7 @@ def _paths() -> Schema:
             _json_ok("DiscrepancyList"),
             waba_month,
         ),
+        **_reconciliation_paths(waba_month),
     }
 
 
@@ -261,6 +262,7 @@ def _schemas() -> Schema:
             items={"type": "array", "items": _ref("Record")},
             total={"type": "integer", "minimum": 0},
         ),
+        **_reconciliation_schemas(),
     }
 
 
@@ -391,6 +393,18 @@ def _quarantine_item() -> Schema:
     )
     item["additionalProperties"] = {"type": "string"}
     return item
+
+
+def _reconciliation_paths(waba_month: list[Schema]) -> Schema:
+    from processor.web.openapi_reconciliation import reconciliation_paths
+
+    return reconciliation_paths(waba_month)
+
+
+def _reconciliation_schemas() -> Schema:
+    from processor.web.openapi_reconciliation import reconciliation_schemas
+
+    return reconciliation_schemas()
 
 
 def _object(**properties: Schema) -> Schema:

@@ -19,6 +19,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from processor.context import Context
 from processor.store import codec
+from processor.web import reconciliation
 
 bp = Blueprint("ops", __name__)
 
@@ -100,6 +101,10 @@ class _RedisCollector(Collector):
             from processor.sinks.status import sink_metrics, sink_status
 
             yield from sink_metrics(sink_status(ctx.redis, ctx.keys, ctx.settings.sinks))
+        try:
+            yield from reconciliation.metric_families(ctx, stats)
+        except redis.RedisError:
+            return
 
 
 def _webhook_counters(stats: dict[str, int]) -> Iterator[Metric]:

@@ -53,6 +53,7 @@ class Settings:
     port: int = 8000
     workers: int = 2
     log_level: str = "INFO"
+    drain_result_ttl_seconds: int = DAY
 
     @property
     def signature_required(self) -> bool:
@@ -176,6 +177,7 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         port=r.typed("PORT", 8000, _positive_int, "a port number"),
         workers=r.typed("WORKERS", 2, _positive_int, "a positive integer"),
         log_level=(r.text("LOG_LEVEL") or "INFO").upper(),
+        drain_result_ttl_seconds=r.typed("DRAIN_RESULT_TTL", DAY, _positive_int, "seconds"),
     )
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")

@@ -19,6 +19,8 @@ Key                                    Type    Lifetime
 {p}:latency                            hash    processing latency histogram for /metrics
 {p}:alerts                             hash    alert id -> alert JSON (see store/alerts.py)
 {p}:alerts:outbox                      stream  alert ids waiting for delivery
+{p}:drain:last                         string  JSON summary of the last drain job (no expiry)
+{p}:failures:reconcile                 string  "quarantine and failed jobs were matched" (s)
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -111,3 +113,11 @@ class Keys:
     @property
     def alerts_outbox(self) -> str:
         return self._k("alerts", "outbox")
+
+    @property
+    def drain_last(self) -> str:
+        return self._k("drain", "last")
+
+    @property
+    def failures_reconcile(self) -> str:
+        return self._k("failures", "reconcile")

@@ -37,6 +37,7 @@ REPLAY_FUNC = "workers.failures.replay_quarantined"
 KEEP = -1  # RQ: a failed job and its error are kept until they are removed (as quarantine)
 RECONCILE_EVERY = 60
 _DIGITS = re.compile(r"\d{7,}")
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _HTML = str.maketrans({"<": "‹", ">": "›", "&": "+"})
 
 
@@ -58,9 +59,14 @@ def clean(text: str, limit: int = 200) -> str:
     return masked.translate(_HTML)[:limit]
 
 
+def stream_id(value: str | None) -> str:
+    """An inbox or quarantine id (``<ms>-<seq>``) as is; anything else is not shown."""
+    return value if value and _STREAM_ID.fullmatch(value) else "?"
+
+
 def error_text(item_id: str, fields: Mapping[str, str]) -> str:
     """The failed job's error: the reason, then where it comes from (ids and path only)."""
-    where = f"quarantine item {item_id}, body {clean(fields.get('body_id', '?'), 40)}"
+    where = f"quarantine item {item_id}, body {stream_id(fields.get('body_id'))}"
     if fields.get("path"):
         where += f", at {clean(fields['path'], 120)}"
     return f"{clean(fields.get('reason', 'unknown'))}\n{where}"
@@ -69,7 +75,7 @@ def error_text(item_id: str, fields: Mapping[str, str]) -> str:
 def description(fields: Mapping[str, str]) -> str:
     what = "event" if fields.get("path") else "body"
     reason = clean(fields.get("reason", "unknown"))
-    return f"quarantined {what}: {reason} (body {clean(fields.get('body_id', '?'), 40)})"
+    return f"quarantined {what}: {reason} (body {stream_id(fields.get('body_id'))})"
 
 
 def record(ctx: Context, items: Iterable[tuple[str, Mapping[str, str]]]) -> int:
@@ -107,7 +113,7 @@ def _failed_job(ctx: Context, item_id: str, fields: Mapping[str, str]) -> Job:
     settings = ctx.settings
     meta = {
         "quarantine_id": item_id,
-        "body_id": clean(fields.get("body_id", ""), 40),
+        "body_id": stream_id(fields.get("body_id")),
         "reason": clean(fields.get("reason", "")),
         "path": clean(fields.get("path", ""), 120),
     }
@@ -173,7 +179,7 @@ def replay_quarantined(item_id: str) -> dict[str, Any]:
                 " (ARCHIVE_RETENTION_DAYS): it cannot be replayed"
             )
         summary = (
-            f"replayed body {clean(item.get('body_id', '?'), 40)} of quarantine item {item_id}"
+            f"replayed body {stream_id(item.get('body_id'))} of quarantine item {item_id}"
             f" ({len(done.removed)} items): queued for draining again"
         )
     if job is not None:

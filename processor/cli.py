@@ -51,7 +51,7 @@ def up(port: int | None, workers: int | None, host: str) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
-@click.option("--name", default=None, help="Worker name (default: RQ's).")
+@click.option("--name", default=None, help="Worker name (default: <host>-<pid>).")
 def worker(burst: bool, name: str | None) -> None:
     """An RQ worker for the drain queue (start more to scale)."""
     from workers.runner import run_worker

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from processor.errors import SettingsError
 from processor.settings import DAY, load_settings
 from tests import payloads as p
 from tests.conftest import auth
+from tests.rq_helpers import drop_jobs
 from workers import failures
 from workers.janitor import Janitor
 from workers.runner import run_worker
@@ -32,6 +34,12 @@ from workers.runner import run_worker
 T0 = 1_751_400_000  # 2025-07-01T20:00Z
 MONTH = "2025-07"
 PRICED = {"category": "marketing", "pricing_type": "regular"}
+
+
+@pytest.fixture(autouse=True)
+def _drop_jobs(ctx: Context) -> Iterator[None]:
+    yield
+    drop_jobs(ctx)
 
 
 def priced_body(n: int, statuses: int = 5) -> bytes:
@@ -106,7 +114,7 @@ def test_drain_job_meta_and_description_tell_what_it_processed(
     assert last.meta["lag"] == 0 and last.meta["pending"] == 0
     busy = max(drains, key=lambda j: j.meta["bodies"])
     assert busy.description.startswith(f"drained {busy.meta['bodies']} bodies, ")
-    assert f"applied {busy.meta['applied']}, duplicate {busy.meta['duplicates']}" in (
+    assert f"({busy.meta['applied']} applied, {busy.meta['duplicates']} duplicate," in (
         busy.description
     )
     assert "inbox lag 0, pending 0" in busy.description

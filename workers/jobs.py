@@ -28,13 +28,16 @@ def queued_description(backlog: dict[str, int]) -> str:
 
 
 def finished_description(meta: dict[str, Any]) -> str:
+    """``drained 19 bodies, 900 events (900 applied, 0 duplicate, 0 unchanged, 1 quarantined),
+    900 records, 0 conflicts; inbox lag 0, pending 0; 0.14 s`` (short enough for one line of
+    the dashboard's Jobs view)."""
     m = meta
     return (
         f"drained {_n(m['bodies'], 'body', 'bodies')}, {_n(m['events'], 'event')}"
-        f" (applied {m['applied']}, duplicate {m['duplicates']},"
-        f" unchanged {m['unchanged']}, quarantined {m['quarantined']}),"
-        f" {_n(m['records'], 'record')} written, {_n(m['conflicts'], 'conflict')};"
-        f" inbox lag {m['lag']}, pending {m['pending']}; {m['seconds']:.2f} s"
+        f" ({m['applied']} applied, {m['duplicates']} duplicate, {m['unchanged']} unchanged,"
+        f" {m['quarantined']} quarantined), {_n(m['records'], 'record')},"
+        f" {_n(m['conflicts'], 'conflict')}; inbox lag {m['lag']}, pending {m['pending']};"
+        f" {m['seconds']:.2f} s"
     )
 
 

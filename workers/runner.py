@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def kick(ctx: Context) -> bool:
-    """Queue a drain job if the inbox holds unprocessed bodies; return whether one was."""
+    """Queue a drain job if the inbox holds unprocessed bodies and no job is queued (it will
+    take them); return whether one was queued."""
     backlog = ctx.inbox.backlog()
-    if backlog["lag"] or backlog["pending"]:
+    if (backlog["lag"] or backlog["pending"]) and ctx.queue.count == 0:
         ctx.enqueue_drain()
         return True
     return False

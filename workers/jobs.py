@@ -67,7 +67,7 @@ def finish(
         "worker": job.worker_name if job is not None else None,
         "ended_at": time.time(),
     }
-    ctx.redis.set(ctx.keys.drain_last, json.dumps(last))
+    ctx.redis.set(ctx.keys.drain_last, json.dumps(last), ex=ctx.settings.drain_result_ttl_seconds)
     return meta
 
 

@@ -19,7 +19,7 @@ Key                                    Type    Lifetime
 {p}:latency                            hash    processing latency histogram for /metrics
 {p}:alerts                             hash    alert id -> alert JSON (see store/alerts.py)
 {p}:alerts:outbox                      stream  alert ids waiting for delivery
-{p}:drain:last                         string  JSON summary of the last drain job (no expiry)
+{p}:lastdrain                          string  JSON summary of the last drain job (DRAIN_RESULT_TTL)
 {p}:failures:reconcile                 string  "quarantine and failed jobs were matched" (s)
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
@@ -116,7 +116,7 @@ class Keys:
 
     @property
     def drain_last(self) -> str:
-        return self._k("drain", "last")
+        return self._k("lastdrain")
 
     @property
     def failures_reconcile(self) -> str:

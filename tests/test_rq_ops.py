@@ -11,11 +11,14 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from rq import Worker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
@@ -26,6 +29,7 @@ from processor.errors import SettingsError
 from processor.settings import DAY, load_settings
 from tests import payloads as p
 from tests.conftest import auth
+from tests.fault_helpers import wait_for
 from tests.rq_helpers import drop_jobs
 from workers import failures
 from workers.janitor import Janitor
@@ -195,6 +199,25 @@ def test_worker_names_carry_host_and_pid(ctx: Context) -> None:
     work(ctx)
     [job] = finished_drains(ctx)
     assert job.worker_name == f"{socket.gethostname()}-{os.getpid()}"
+
+
+def test_a_worker_process_is_named_by_host_and_pid_in_the_workers_view(
+    environ: dict[str, str], client: Any, ctx: Context
+) -> None:
+    env = {**os.environ, **environ}
+    proc = subprocess.Popen([sys.executable, "-m", "processor.cli", "worker"], env=env)
+    try:
+        name = f"{socket.gethostname()}-{proc.pid}"
+        wait_for(lambda: name in {w.name for w in Worker.all(queue=ctx.queue)}, 60, "the worker")
+        shown = client.get("/rq/0/data/workers.json", headers=auth()).json["workers"]
+        assert [w["pid"] for w in shown if w["name"] == name] == [proc.pid]
+        status = CliRunner().invoke(main, ["status", "--json"], env=environ)
+        [worker] = json.loads(status.stdout)["workers"]
+        assert (worker["name"], worker["pid"]) == (name, proc.pid)
+        assert worker["host"] == socket.gethostname()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
 
 
 # -- failures are RQ failures ---------------------------------------------------------------

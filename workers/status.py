@@ -33,7 +33,6 @@ def pipeline_state(ctx: Context, now: float | None = None) -> dict[str, Any]:
     """Inbox, pending per worker, queue, failed, workers and the last drain, as plain data."""
     now = now or time.time()
     queue = ctx.queue
-    ctx.inbox.ensure_group()
     backlog = ctx.inbox.backlog()
     failed_ids = [
         codec.text(i) for i in ctx.redis.zrange(FailedJobRegistry(queue=queue).key, 0, -1)

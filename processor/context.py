@@ -65,13 +65,18 @@ class Context:
         return Queue(self.settings.queue_name, connection=self.redis)
 
     def enqueue_drain(self) -> None:
-        """Queue one drain job (jobs carry many bodies each; see workers/drain.py)."""
+        """Queue one drain job (jobs carry many bodies each; see workers/drain.py); its
+        description says how many bodies wait, and it stays DRAIN_RESULT_TTL once finished."""
+        from workers.jobs import queued_description
+
+        backlog = self.inbox.backlog()
         self.queue.enqueue(
             DRAIN_JOB,
             job_timeout=max(60, int(self.settings.drain_max_seconds * 6)),
-            result_ttl=300,
+            result_ttl=self.settings.drain_result_ttl_seconds,
             failure_ttl=7 * DAY,
-            description="drain the webhook inbox",
+            description=queued_description(backlog),
+            meta={"kind": "drain", "waiting": backlog["lag"]},
         )
 
     def close(self) -> None:

@@ -81,6 +81,7 @@ class Settings:
     reconcile_tolerance: Tolerance = DEFAULT_TOLERANCE
     reconcile_every_hours: float = 0.0  # 0: periodic reconciliation is off
     meta_access_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # per WABA
+    drain_result_ttl_seconds: int = DAY
 
     @property
     def signature_required(self) -> bool:
@@ -247,6 +248,7 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         ),
         reconcile_every_hours=r.typed("RECONCILE_EVERY_HOURS", 0.0, _non_negative, "hours"),
         meta_access_tokens=_token_file(r.text("META_ACCESS_TOKENS_FILE"), r.problems),
+        drain_result_ttl_seconds=r.typed("DRAIN_RESULT_TTL", DAY, _positive_int, "seconds"),
     )
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -11,19 +12,25 @@ import redis
 from rq import SimpleWorker
 
 from processor.context import Context
-from workers.drain import use_context
+from workers.drain import consumer_name, use_context
 from workers.janitor import Janitor
 
 log = logging.getLogger(__name__)
 
 
 def kick(ctx: Context) -> bool:
-    """Queue a drain job if the inbox holds unprocessed bodies; return whether one was."""
+    """Queue a drain job if the inbox holds unprocessed bodies and no job is queued (it will
+    take them); return whether one was queued."""
     backlog = ctx.inbox.backlog()
-    if backlog["lag"] or backlog["pending"]:
+    if (backlog["lag"] or backlog["pending"]) and ctx.queue.count == 0:
         ctx.enqueue_drain()
         return True
     return False
+
+
+def default_name() -> str:
+    """``<host>-<pid>``: the Workers view tells machines apart (also the inbox consumer)."""
+    return consumer_name()
 
 
 def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) -> bool:
@@ -38,9 +45,12 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
     else:
         janitor = Janitor(ctx)
         janitor.start()
+    base = name or default_name()
     try:
-        while True:
-            worker = SimpleWorker([ctx.queue], connection=ctx.redis, name=name)
+        for generation in itertools.count():
+            # a worker started again after losing Redis may find its old entry still alive
+            worker_name = base if generation == 0 else f"{base}.{generation}"
+            worker = SimpleWorker([ctx.queue], connection=ctx.redis, name=worker_name)
             try:
                 worked = bool(worker.work(burst=burst, logging_level=ctx.settings.log_level))
             except redis.RedisError as exc:  # RQ's own bookkeeping failed on the way out
@@ -50,6 +60,7 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
             if burst or asked or not _wait_for_redis(ctx):
                 return worked
             log.warning("worker stopped without being asked to (Redis lost?): starting again")
+        return False  # not reached
     finally:
         if janitor is not None:
             janitor.stop()

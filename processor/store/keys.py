@@ -31,6 +31,8 @@ Key                                    Type    Lifetime
 {p}:recon:{waba_id}:{month}            string  the last reconciliation result (JSON)
 {p}:recon:summary                      hash    waba_id -> summary of its last reconciliation
 {p}:recon:lock                         string  "a periodic reconciliation is due/queued" (TTL)
+{p}:lastdrain                          string  JSON summary of the last drain job (DRAIN_RESULT_TTL)
+{p}:failures:reconcile                 string  "quarantine and failed jobs were matched" (s)
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -166,3 +168,11 @@ class Keys:
     @property
     def reconciliation_lock(self) -> str:
         return self._k("recon", "lock")
+
+    @property
+    def drain_last(self) -> str:
+        return self._k("lastdrain")
+
+    @property
+    def failures_reconcile(self) -> str:
+        return self._k("failures", "reconcile")

@@ -53,6 +53,11 @@ class Settings:
     port: int = 8000
     workers: int = 2
     log_level: str = "INFO"
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_secret: str = field(default="", repr=False)
+    alert_max_attempts: int = 8
+    alert_retry_seconds: float = 2.0
+    alert_timeout_seconds: float = 5.0
 
     @property
     def signature_required(self) -> bool:
@@ -128,6 +133,12 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")) or len(raw) < 10:
+        raise ValueError(raw)
+    return raw
+
+
 def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
     """Build the settings from ``environ``; raise :class:`SettingsError` listing every problem.
 
@@ -176,7 +187,14 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         port=r.typed("PORT", 8000, _positive_int, "a port number"),
         workers=r.typed("WORKERS", 2, _positive_int, "a positive integer"),
         log_level=(r.text("LOG_LEVEL") or "INFO").upper(),
+        alert_webhook_url=r.typed("ALERT_WEBHOOK_URL", None, _http_url, "an http(s):// URL"),
+        alert_webhook_secret=r.text("ALERT_WEBHOOK_SECRET") or "",
+        alert_max_attempts=r.typed("ALERT_MAX_ATTEMPTS", 8, _positive_int, "a positive integer"),
+        alert_retry_seconds=r.typed("ALERT_RETRY_SECONDS", 2.0, _positive_float, "seconds"),
+        alert_timeout_seconds=r.typed("ALERT_TIMEOUT_SECONDS", 5.0, _positive_float, "seconds"),
     )
+    if settings.alert_webhook_url and not settings.alert_webhook_secret:
+        r.problems.append("ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set")
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")
     if settings.pair_horizon_seconds < settings.dedup_ttl_seconds:

@@ -24,6 +24,7 @@ from processor.store.inbox import Entry
 from processor.store.keys import GROUP
 from processor.store.ledger import ApplyResult
 from workers import metrics
+from workers.budget_check import check_after_batch
 
 log = logging.getLogger(__name__)
 _context: Context | None = None
@@ -114,6 +115,7 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     pipe.xack(ctx.keys.inbox, GROUP, *[e.id for e in entries])
     metrics.record_batch(ctx, entries, len(events), result, pipe)
     pipe.execute()
+    check_after_batch(ctx, events)
     _add(totals, entries, events, result, rejected)
 
 

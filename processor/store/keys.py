@@ -19,6 +19,11 @@ Key                                    Type    Lifetime
 {p}:latency                            hash    processing latency histogram for /metrics
 {p}:alerts                             hash    alert id -> alert JSON (see store/alerts.py)
 {p}:alerts:outbox                      stream  alert ids waiting for delivery
+{p}:alerts:lock:{alert_id}             string  one courier delivering an alert (seconds)
+{p}:budgets                            hash    waba_id -> budget JSON set by PUT /v1/budgets
+{p}:usage:{waba_id}:{month}:d          hash    "day|phone|d|usage line" -> unit count, for the
+                                               dashboard (days in the WABA's zone; d = 1 when the
+                                               record has a discrepancy)
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -111,3 +116,14 @@ class Keys:
     @property
     def alerts_outbox(self) -> str:
         return self._k("alerts", "outbox")
+
+    def alert_lock(self, alert_id: str) -> str:
+        return self._k("alerts", "lock", alert_id)
+
+    @property
+    def budgets(self) -> str:
+        return self._k("budgets")
+
+    def usage_daily(self, waba_id: str, month: str) -> str:
+        """The dashboard's breakdown of a month's usage (apply.lua appends ``:d`` itself)."""
+        return f"{self.usage(waba_id, month)}:d"

@@ -32,6 +32,7 @@ INTERNAL_FIELDS = (
     "bucket",
     "member",
     "score",
+    "day",
 )
 
 
@@ -78,6 +79,7 @@ class OpBuilder:
         rec["bucket"] = bucket
         rec["member"] = f"{unit.wamid}|{pair.waba_id}|{month}|{unit.record_id}"
         rec["score"] = unit.charge_time
+        rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).strftime("%Y-%m-%d")
         op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
         return _dump({**op, "rec": rec, "tiers": tiers}), month
 

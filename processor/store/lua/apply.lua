@@ -83,9 +83,17 @@ local function line_of(rec)
     rec.currency}, '|')
 end
 
+-- The dashboard's breakdown by local day and business number (records written before it
+-- existed have no day and are not in it).
 local function count(rec, delta)
   if not rec.void then
-    redis.call('HINCRBY', usage_key(rec), line_of(rec), delta)
+    local line = line_of(rec)
+    redis.call('HINCRBY', usage_key(rec), line, delta)
+    if present(rec.day) then
+      local flag = present(rec.discrepancy) and '1' or '0'
+      redis.call('HINCRBY', usage_key(rec) .. ':d',
+        table.concat({rec.day, rec.phone_number_id, flag, line}, '|'), delta)
+    end
   end
 end
 
@@ -241,6 +249,7 @@ end
 for _, rec in pairs(touched) do  -- months written to live on, and are listed
   redis.call('EXPIRE', records_key(rec), keep)
   redis.call('EXPIRE', usage_key(rec), keep)
+  redis.call('EXPIRE', usage_key(rec) .. ':d', keep)
   redis.call('SADD', months, rec.waba_id .. '|' .. rec.billing_month)
 end
 return {2, written}

@@ -70,8 +70,8 @@ class Budgets:
         budget, source = self.get(waba_id)
         out: dict[str, Any] = {"waba_id": waba_id, "month": month, "source": source}
         if budget is None:
-            return {**out, "budget": None, "billed_cost": None, "used_ratio": None,
-                    "thresholds_crossed": []}  # fmt: skip
+            return {**out, "budget": None, "billed_cost": None, "currency": None,
+                    "used_ratio": None, "thresholds_crossed": []}  # fmt: skip
         billed, currency = self.billed(waba_id, month)
         comparable = currency == budget.currency
         ratio = budget.used_ratio(billed) if comparable else None

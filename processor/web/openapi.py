@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from processor.web import openapi_money
 from processor.web.api import MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
@@ -131,6 +132,7 @@ def _paths() -> Schema:
             _json_ok("DiscrepancyList"),
             waba_month,
         ),
+        **openapi_money.paths(),
     }
 
 
@@ -261,6 +263,7 @@ def _schemas() -> Schema:
             items={"type": "array", "items": _ref("Record")},
             total={"type": "integer", "minimum": 0},
         ),
+        **openapi_money.schemas(),
     }
 
 
@@ -361,6 +364,7 @@ def _quote() -> Schema:
             limit={"type": "integer"}, used={"type": "integer"}, left={"type": "integer"}
         ),
         volume=_object(position={"type": "integer"}, tier=_nullable(_str())),
+        over_budget={"type": "boolean", "nullable": True},
     )
     return out
 

@@ -19,6 +19,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from processor.context import Context
 from processor.store import codec
+from processor.web.budget_metrics import BudgetCollector
 
 bp = Blueprint("ops", __name__)
 
@@ -56,6 +57,7 @@ def healthz() -> tuple[Response, int]:
 def metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RedisCollector(_ctx()))
+    registry.register(BudgetCollector(_ctx()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

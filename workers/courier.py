@@ -143,7 +143,8 @@ class Courier:
                       alert["id"], delivery["attempts"], error)  # fmt: skip
         else:
             wait = backoff(delivery["attempts"], self.ctx.settings.alert_retry_seconds)
-            delivery["next_attempt_at"] = int((now + wait) * 1000)
+            ended = max(now, time.time())  # back off from the end of the attempt
+            delivery["next_attempt_at"] = int((ended + wait) * 1000)
             log.warning("alert %s: attempt %d failed (%s), next in %.1fs",
                         alert["id"], delivery["attempts"], error, wait)  # fmt: skip
         self.alerts.save(alert)

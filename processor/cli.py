@@ -175,5 +175,13 @@ def _month(value: str) -> str:
     return value
 
 
+def _add_commands() -> None:
+    from processor.cli_money import quote
+
+    main.add_command(quote)
+
+
+_add_commands()
+
 if __name__ == "__main__":
     main()

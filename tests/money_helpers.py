@@ -60,11 +60,13 @@ def deliver(
     phone: str = p.PHONE,
     waba: str = p.WABA,
     tag: str = "m",
+    free_in_csw: frozenset[str] = frozenset(),
 ) -> None:
-    """One delivered template per user at ``t`` (Meta's PMP pricing on it), then a drain."""
+    """One delivered template per user at ``t`` (Meta's PMP pricing on it: ``regular``, or
+    ``free_customer_service`` for the users in ``free_in_csw``), then a drain."""
     statuses = [
         p.status(f"wamid.{tag}{i}", "delivered", t + i, user=u, category=category,
-                 pricing_type="regular")
+                 pricing_type="free_customer_service" if u in free_in_csw else "regular")
         for i, u in enumerate(users)
     ]  # fmt: skip
     for k in range(0, len(statuses), 100):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -62,12 +63,13 @@ class CampaignQuoter:
         self.buckets: dict[str, _Bucket] = {}
         self.tiers_seen: dict[str, Counter[str]] = {}
         self.at = 0
+        self.fresh: Quote | None = None
 
     def quote(self, campaign: Campaign) -> dict[str, Any]:
         """The batch's cost per market, its bucket effects and its totals (ValueError: bad
         category for ``template``, or duplicate recipients)."""
         _check_unique(campaign.recipients)
-        self.buckets, self.tiers_seen, self.at = {}, {}, campaign.at
+        self.buckets, self.tiers_seen, self.at, self.fresh = {}, {}, campaign.at, None
         waba = self.ratebook.waba(campaign.waba_id)
         tally = Tally()
         for chunk in _chunks(campaign.recipients, CHUNK):
@@ -85,20 +87,21 @@ class CampaignQuoter:
             "buckets": [self._bucket_json(key, b) for key, b in sorted(self.buckets.items())],
         }
 
-    def _histories(self, campaign: Campaign, users: list[str]) -> list[PairHistory]:
+    def _histories(self, campaign: Campaign, users: list[str]) -> list[PairHistory | None]:
+        """Each pair's stored history; None for a pair with none (never in contact)."""
         pipe = self.redis.pipeline(transaction=False)
         for user in users:
             pipe.hmget(self.keys.pair(Pair(campaign.waba_id, campaign.phone_number_id, user)),
                        "v", "h")  # fmt: skip
         return [
-            PairHistory.loads(blob, codec.text(version) if version else "")
+            PairHistory.loads(blob, codec.text(version) if version else "") if blob else None
             for version, blob in pipe.execute()
         ]
 
-    def _send(self, campaign: Campaign, user: str, history: PairHistory) -> Send:
+    def _send(self, campaign: Campaign, user: str, history: PairHistory | None) -> Send:
         pair = Pair(campaign.waba_id, campaign.phone_number_id, user)
         tz = self.ratebook.waba(pair.waba_id).timezone
-        q = quote(pair, history, tz, self.book, campaign.category, campaign.template, campaign.at)
+        q = self._quote(campaign, pair, history, tz)
         unit = q.unit
         if unit is None:
             country, _ = self.ratebook.country_of(user)
@@ -123,6 +126,18 @@ class CampaignQuoter:
                 rate, billed, tier = chosen.rate, chosen.billed_rate, chosen.label
         billable = free is None
         return Send(rating.market, q.allowed, q.reason, True, billable, free, tier, rate, billed)
+
+    def _quote(
+        self, campaign: Campaign, pair: Pair, history: PairHistory | None, tz: ZoneInfo
+    ) -> Quote:
+        """The single-message what-if; for pairs with no history it is the same for every
+        user (the window model reads no user id), so it is decided once."""
+        what = (self.book, campaign.category, campaign.template, campaign.at)
+        if history is not None:
+            return quote(pair, history, tz, *what)
+        if self.fresh is None:
+            self.fresh = quote(pair, PairHistory.loads(None, ""), tz, *what)
+        return self.fresh
 
     def _allowance(self, q: Quote, pair: Pair, kind: str, month: str) -> str:
         scope_id = pair.waba_id if kind == WABA_ALLOWANCE else pair.phone_number_id

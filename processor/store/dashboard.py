@@ -66,7 +66,7 @@ class Dashboard:
                 "month_elapsed": format(round(share * 100, 1), "f"),
                 "projected_cost": money(project(cost, share)),
                 "projected_billed_cost": money(project(billed, share)),
-                "pending_units": self._pending(wabas, month, waba is None),
+                "pending_units": self._pending(wabas, month),
                 "discrepancy_units": sum(d["discrepancies"] for d in per_day),
                 "breakdown_units": sum(d["units"] for d in per_day),
             },
@@ -173,8 +173,9 @@ class Dashboard:
 
     # -- pending, buckets ----------------------------------------------------------------------
 
-    def _pending(self, wabas: list[str], month: str, every: bool) -> int:
-        items = self.queries.pending(None) if every else self.queries.pending(wabas[0])
+    def _pending(self, wabas: list[str], month: str) -> int:
+        """Pending messages of the month (per WABA: ``pending(None)`` would SCAN every key)."""
+        items = [item for w in wabas for item in self.queries.pending(w)]
         return sum(1 for item in items if _month_of(item["charge_time"]) == month)
 
     def _tiers(

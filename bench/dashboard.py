@@ -1,0 +1,156 @@
+"""How fast is the cost dashboard on a month of a million records?
+
+``python -m bench.dashboard [--records 1000000] [--redis-url URL]``
+
+Starts its own throw-away ``redis-server`` on a free port (unless ``--redis-url`` is given:
+then it uses that server's database with a prefix of its own and deletes its keys after), books
+``--records`` delivered messages of one WABA-month through the real ledger (``Ledger.apply``:
+the apply script writes the records, the usage counters and the dashboard's breakdown
+counters exactly as the drain workers do; webhook parsing is skipped), then times:
+
+- ``GET /dashboard`` for the WABA and for every WABA (the full page, rendered), median of 5;
+- ``GET /v1/usage`` (the query the page shares), median of 5;
+- for comparison, the record scan the page avoids (``Queries.discrepancies`` reads every
+  record of the month), once.
+
+Nothing is asserted: it prints the figures (the README quotes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from processor.context import build_context
+from processor.core.events import Pair, Pricing, Status
+from processor.settings import load_settings
+
+WABA = "310000000000001"
+PHONES = ("420000000000002", "420000000000003", "420000000000004")
+MONTH = "2025-11"
+START = int(datetime(2025, 11, 1, tzinfo=UTC).timestamp())
+CATEGORIES = (("marketing", 0.55), ("utility", 0.3), ("authentication", 0.1), ("service", 0.05))
+PREFIXES = (("5511", 9), ("91", 10), ("52", 10), ("62812", 8))
+TOKEN = "bench-dashboard-token"
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tempfile.mkdtemp(prefix="bench-dash-")
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", folder]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def events(records: int, seed: int = 1) -> Iterator[list[Status]]:
+    """Batches of delivered statuses (Meta's pricing on each), in time order, ~5 per user."""
+    rng = random.Random(seed)
+    users = max(1, records // 5)
+    names = [c for c, _ in CATEGORIES]
+    weights = [w for _, w in CATEGORIES]
+    batch: list[Status] = []
+    span = 29 * 86_400
+    for i in range(records):
+        prefix, digits = PREFIXES[i % len(PREFIXES)]
+        user = f"{prefix}{(i % users):0{digits}d}"
+        category = rng.choices(names, weights)[0]
+        pair = Pair(WABA, PHONES[i % len(PHONES)], user)
+        t = START + i * span // records
+        pricing = Pricing(
+            billable=True,
+            model="PMP",
+            category=category,
+            type="free_customer_service" if category == "service" else "regular",
+        )
+        batch.append(Status(pair, f"wamid.b{i}", "delivered", t, pricing=pricing))
+        if len(batch) == 5_000:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def median_seconds(run: Callable[[], object], times: int = 5) -> float:
+    found = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        found.append(time.perf_counter() - started)
+    return statistics.median(found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--redis-url", default=None)
+    args = parser.parse_args()
+    if args.redis_url:
+        measure(args.redis_url, args.records)
+    else:
+        with redis_server() as url:
+            measure(url, args.records)
+
+
+def measure(url: str, records: int) -> None:
+    from processor.web import create_app
+
+    env = {"REDIS_URL": url, "REDIS_PREFIX": f"benchdash{random.randrange(10**6)}",
+           "API_TOKEN": TOKEN, "META_VERIFY_TOKEN": "x", "WA_BILLING_ALLOW_UNSIGNED": "1",
+           "RECORDS_FEED_MAXLEN": "1000"}  # fmt: skip
+    ctx = build_context(load_settings(env))
+    try:
+        started = time.perf_counter()
+        for batch in events(records):
+            ctx.ledger.apply(batch)
+        booked = time.perf_counter() - started
+        count = ctx.queries.record_count(WABA, MONTH)
+        print(f"booked {count} records through Ledger.apply in {booked:.0f} s")
+        client = create_app(ctx=ctx).test_client()
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+
+        def get(path: str) -> Callable[[], object]:
+            def run() -> object:
+                reply = client.get(path, headers=headers)
+                assert reply.status_code == 200, reply.status_code
+                return reply
+
+            return run
+
+        page = median_seconds(get(f"/dashboard?waba_id={WABA}&month={MONTH}"))
+        every = median_seconds(get(f"/dashboard?waba_id=all&month={MONTH}"))
+        usage = median_seconds(get(f"/v1/usage?waba_id={WABA}&month={MONTH}"))
+        scan = median_seconds(lambda: ctx.queries.discrepancies(WABA, MONTH), times=1)
+        memory = ctx.redis.info("memory")["used_memory_human"]
+        print(f"GET /dashboard (one WABA)   median {page * 1000:.1f} ms")
+        print(f"GET /dashboard (all WABAs)  median {every * 1000:.1f} ms")
+        print(f"GET /v1/usage               median {usage * 1000:.1f} ms")
+        print(f"record scan (discrepancies) once   {scan:.1f} s  (what the page does not do)")
+        print(f"Redis used memory {memory}")
+    finally:
+        keys = list(ctx.redis.scan_iter(f"{ctx.keys.prefix}:*", count=10_000))
+        for k in range(0, len(keys), 10_000):
+            ctx.redis.delete(*keys[k : k + 10_000])
+        ctx.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from processor.core.budget import ANY_WABA, Budget, budget_from
+from processor.core.policies import local_month
 from processor.core.rating import RateBook
 from processor.store import codec
 from processor.store.alerts import Alerts
@@ -47,6 +48,10 @@ class Budgets:
             return Budget(waba_id, default.monthly_budget, default.currency,
                           default.thresholds), "default"  # fmt: skip
         return None, "none"
+
+    def month_now(self, waba_id: str, now: int) -> str:
+        """The WABA's current billing month (in its time zone)."""
+        return local_month(now, self.ratebook.waba(waba_id).timezone)
 
     def put(self, budget: Budget) -> None:
         """Store an override for one WABA (wins over budgets.csv)."""

@@ -11,7 +11,6 @@ from prometheus_client.registry import Collector
 
 from processor.context import Context
 from processor.core.budget import ANY_WABA
-from processor.core.policies import local_month
 from processor.store import codec
 from processor.store.budgets import Budgets
 
@@ -39,7 +38,7 @@ class BudgetCollector(Collector):
         )
         now = int(time.time())
         for waba in self._wabas(budgets, now):
-            month = local_month(now, ctx.ratebook.waba(waba).timezone)
+            month = budgets.month_now(waba, now)
             used = budgets.status(waba, month)["used_ratio"]
             if used is not None:
                 ratio.add_metric([waba], float(used))

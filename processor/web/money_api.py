@@ -12,7 +12,6 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from processor.context import Context
 from processor.core.budget import Budget, budget_from
 from processor.core.parse import load_json_object
-from processor.core.policies import local_month
 from processor.errors import BadPayload
 from processor.store.alerts import Alerts
 from processor.store.budgets import Budgets
@@ -56,7 +55,7 @@ def _waba(waba_id: str) -> str:
 def _month_or_now(waba_id: str) -> str:
     month = request.args.get("month")
     if month is None or month == "":
-        return local_month(int(time.time()), _ctx().ratebook.waba(waba_id).timezone)
+        return budgets(_ctx()).month_now(waba_id, int(time.time()))
     if not MONTH.fullmatch(month):
         abort(400, "query parameter 'month' is malformed")
     return month
@@ -185,8 +184,6 @@ def run_campaign_quote(ctx: Context, campaign: Campaign) -> dict[str, Any]:
 
 def over_budget(ctx: Context, waba: str, answer: dict[str, Any]) -> bool | None:
     """A single quote's ``over_budget``: would its billed cost take the month past the budget."""
-    month = answer.get("billing_month") or local_month(
-        int(time.time()), ctx.ratebook.waba(waba).timezone
-    )
+    month = answer.get("billing_month") or budgets(ctx).month_now(waba, int(time.time()))
     extra = Decimal(answer.get("billed_cost") or answer.get("cost") or "0")
     return budgets(ctx).over_budget(waba, month, extra)

@@ -243,3 +243,25 @@ def test_elapsed_and_projection() -> None:
     assert elapsed("2025-12", mid, utc) == 0 and project(Decimal(5), Decimal(0)) is None
     assert elapsed("2025-10", mid, utc) == 1
     assert len(days_of("2024-02", utc)) == 29 and days_of("2025-12", utc)[-1] == "2025-12-31"
+
+
+def test_rerating_rebuilds_the_breakdown_with_the_usage(
+    client: Any, ctx: Context, tmp_path: Path
+) -> None:
+    """``wa-billing rerate`` rebuilds the breakdown beside the usage counters (new rates in
+    both), and fills it in for records booked before the breakdown existed."""
+    from processor.config_files import load_ratebook
+    from processor.store.rerate import Rerater
+    from tests.money_helpers import config_dir
+
+    deliver(client, ctx, brazil_users(4))
+    ctx.redis.delete(ctx.keys.usage_daily(p.WABA, MONTH))  # as if booked by an older version
+    shipped = config_dir(tmp_path)
+    rates = (shipped / "rates.csv").read_text()
+    changed = rates.replace("2025-07-01,Brazil,USD,marketing,0.0625",
+                            "2025-07-01,Brazil,USD,marketing,0.0600")  # fmt: skip
+    assert changed != rates
+    (shipped / "rates.csv").write_text(changed)
+    Rerater(ctx.redis, ctx.keys, load_ratebook(shipped), 1000).rerate(MONTH)
+    assert breakdown_total(ctx) == usage_total(ctx)
+    assert all("|0.0600|" in line for (line,) in breakdown_total(ctx))

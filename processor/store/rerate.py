@@ -19,7 +19,7 @@ import redis
 
 from processor.core.model import Unit
 from processor.core.policies import VOLUME_TIER
-from processor.core.rating import RateBook, Tier
+from processor.core.rating import RateBook, Tier, local_date
 from processor.store import codec
 from processor.store.keys import Keys
 from processor.store.ops import money, tier_table
@@ -157,21 +157,36 @@ class Rerater:
     ) -> None:
         before = {r["record_id"]: r for r in old}
         usage: dict[str, Counter[str]] = {w: Counter() for w in wabas}
+        daily: dict[str, Counter[str]] = {w: Counter() for w in wabas}
         for rec in new:
             result.records += 1
             if not rec.get("void"):
                 usage[rec["waba_id"]][usage_line(rec)] += 1
+                daily[rec["waba_id"]][self._breakdown_field(rec)] += 1
             if rec != before[rec["record_id"]]:
                 rec["version"] = before[rec["record_id"]]["version"] + 1
                 body = json.dumps(rec)
                 pipe.hset(self.keys.records(rec["waba_id"], month), rec["record_id"], body)
                 pipe.xadd(self.keys.feed, {"r": body}, maxlen=self.feed_maxlen, approximate=True)
                 result.changed += 1
-        for waba, lines in usage.items():
-            key = self.keys.usage(waba, month)
-            pipe.delete(key)
-            if lines:
-                pipe.hset(key, mapping=dict(lines))
+        for counters, key_of in ((usage, self.keys.usage), (daily, self.keys.usage_daily)):
+            for waba, lines in counters.items():
+                key = key_of(waba, month)
+                pipe.delete(key)
+                if lines:
+                    pipe.hset(key, mapping=dict(lines))
+
+    def _breakdown_field(self, rec: dict[str, Any]) -> str:
+        """The dashboard's breakdown counter of a record (as apply.lua counts it); the day is
+        worked out for records booked before records carried it."""
+        day = (
+            rec.get("day")
+            or local_date(
+                _seconds(rec["charge_time"]), self.ratebook.waba(rec["waba_id"]).timezone
+            ).isoformat()
+        )
+        flag = "1" if rec.get("discrepancy") else "0"
+        return f"{day}|{rec['phone_number_id']}|{flag}|{usage_line(rec)}"
 
     def _rebuild_buckets(
         self,
@@ -195,6 +210,10 @@ class Rerater:
             pipe.zadd(bucket, scores)
             pipe.expire(bucket, ttl)
             pipe.set(bucket + ":t", json.dumps(tier_table(tables[bucket])), ex=ttl)
+
+
+def _seconds(iso_time: str) -> int:
+    return int(datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp())
 
 
 def _totals(records: list[dict[str, Any]]) -> dict[str, str]:

@@ -256,6 +256,8 @@ def test_rerating_rebuilds_the_breakdown_with_the_usage(
 
     deliver(client, ctx, brazil_users(4))
     ctx.redis.delete(ctx.keys.usage_daily(p.WABA, MONTH))  # as if booked by an older version
+    page = client.get(PAGE, headers=auth()).data.decode()
+    assert re.search(r'data-metric="breakdown_missing_units">4 units', page)
     shipped = config_dir(tmp_path)
     rates = (shipped / "rates.csv").read_text()
     changed = rates.replace("2025-07-01,Brazil,USD,marketing,0.0625",
@@ -265,3 +267,4 @@ def test_rerating_rebuilds_the_breakdown_with_the_usage(
     Rerater(ctx.redis, ctx.keys, load_ratebook(shipped), 1000).rerate(MONTH)
     assert breakdown_total(ctx) == usage_total(ctx)
     assert all("|0.0600|" in line for (line,) in breakdown_total(ctx))
+    assert "breakdown_missing_units" not in client.get(PAGE, headers=auth()).data.decode()

@@ -268,3 +268,25 @@ def test_rerating_rebuilds_the_breakdown_with_the_usage(
     assert breakdown_total(ctx) == usage_total(ctx)
     assert all("|0.0600|" in line for (line,) in breakdown_total(ctx))
     assert "breakdown_missing_units" not in client.get(PAGE, headers=auth()).data.decode()
+
+
+def test_breakdown_follows_units_repriced_across_a_tier_boundary(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    """A late, earlier message pushes booked units into the next tier: the apply script
+    reprices them, and the breakdown moves with the usage counters."""
+    from processor.web import create_app
+    from tests.money_helpers import config_dir, context_with
+
+    tiers = ("effective_from,market,currency,category,from_volume,to_volume,rate\n"
+             "2025-07-01,Brazil,USD,utility,0,2,0.0068\n"
+             "2025-07-01,Brazil,USD,utility,2,,0.0050\n")  # fmt: skip
+    with context_with(environ, config_dir(tmp_path, tiers=tiers)) as ctx:
+        client = create_app(ctx=ctx).test_client()
+        users = brazil_users(4)
+        deliver(client, ctx, users[:3], T0 + 100, "utility", tag="a")
+        deliver(client, ctx, users[3:], T0, "utility", tag="late")  # earlier than all three
+        lines = usage_total(ctx)
+        assert lines[("utility|Brazil|1||1:2|0.0068|0.0068|USD",)] == 2
+        assert lines[("utility|Brazil|1||3:|0.0050|0.0050|USD",)] == 2
+        assert breakdown_total(ctx) == lines

@@ -83,17 +83,20 @@ local function line_of(rec)
     rec.currency}, '|')
 end
 
--- The dashboard's breakdown by local day and business number (records written before it
--- existed have no day and are not in it).
+-- Count a record under usage `line`, and in the dashboard's breakdown by local day and
+-- business number (records written before the breakdown existed have no day: not in it).
+local function tally(rec, line, delta)
+  redis.call('HINCRBY', usage_key(rec), line, delta)
+  if present(rec.day) then
+    local flag = present(rec.discrepancy) and '1' or '0'
+    redis.call('HINCRBY', usage_key(rec) .. ':d',
+      table.concat({rec.day, rec.phone_number_id, flag, line}, '|'), delta)
+  end
+end
+
 local function count(rec, delta)
   if not rec.void then
-    local line = line_of(rec)
-    redis.call('HINCRBY', usage_key(rec), line, delta)
-    if present(rec.day) then
-      local flag = present(rec.discrepancy) and '1' or '0'
-      redis.call('HINCRBY', usage_key(rec) .. ':d',
-        table.concat({rec.day, rec.phone_number_id, flag, line}, '|'), delta)
-    end
+    tally(rec, line_of(rec), delta)
   end
 end
 
@@ -143,7 +146,7 @@ local function reprice(member, tier)
   if line_of(rec) == before then
     return
   end
-  redis.call('HINCRBY', usage_key(rec), before, -1)
+  tally(rec, before, -1)
   count(rec, 1)
   rec.version = rec.version + 1
   save(rec)

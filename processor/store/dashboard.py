@@ -3,7 +3,7 @@
 Totals, markets, categories and free reasons come from :meth:`Queries.usage` (``/v1/usage``):
 for one WABA it *is* that answer; for every WABA the same :func:`summarize` adds up their
 usage counters. Days and business numbers come from the month's breakdown counters
-(``{p}:usage:{waba}:{month}:d``, kept by the apply script beside the usage counters), each group
+(``{p}:daily:{waba}:{month}``, kept by the apply script beside the usage counters), each group
 summarised by the same :func:`summarize`. Allowances and tiers are the bucket counts. Nothing
 scans the month's records, so a page costs the same for a thousand records or a million.
 """

@@ -21,7 +21,7 @@ Key                                    Type    Lifetime
 {p}:alerts:outbox                      stream  alert ids waiting for delivery
 {p}:alerts:lock:{alert_id}             string  one courier delivering an alert (seconds)
 {p}:budgets                            hash    waba_id -> budget JSON set by PUT /v1/budgets
-{p}:usage:{waba_id}:{month}:d          hash    "day|phone|d|usage line" -> unit count, for the
+{p}:daily:{waba_id}:{month}            hash    "day|phone|d|usage line" -> unit count, for the
                                                dashboard (days in the WABA's zone; d = 1 when the
                                                record has a discrepancy)
 
@@ -125,5 +125,6 @@ class Keys:
         return self._k("budgets")
 
     def usage_daily(self, waba_id: str, month: str) -> str:
-        """The dashboard's breakdown of a month's usage (apply.lua appends ``:d`` itself)."""
-        return f"{self.usage(waba_id, month)}:d"
+        """The dashboard's breakdown of a month's usage (apply.lua derives its prefix from the
+        usage prefix: ``usage:`` -> ``daily:``)."""
+        return self._k("daily", waba_id, month)

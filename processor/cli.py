@@ -218,6 +218,15 @@ from processor.sinks.cli import sink, sinks  # noqa: E402  (issue 14)
 main.add_command(sink)
 main.add_command(sinks)
 
+
+def _add_commands() -> None:
+    from processor.cli_money import quote
+
+    main.add_command(quote)
+
+
+_add_commands()
+
 if __name__ == "__main__":
     main()
 

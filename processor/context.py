@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import redis
 from rq import Queue
 
+from processor.budget_files import load_budgets
 from processor.config_files import load_ratebook
+from processor.core.budget import Budget
 from processor.core.rating import RateBook
 from processor.settings import DAY, Settings
 from processor.store.connection import Embedded, client, resolve_url
@@ -47,6 +49,11 @@ class Context:
         if self._ratebook is None:
             self._ratebook = load_ratebook(self.settings.config_dir)
         return self._ratebook
+
+    @functools.cached_property
+    def budget_file(self) -> dict[str, Budget]:
+        """budgets.csv (optional): waba_id or ``*`` -> budget."""
+        return load_budgets(self.settings.config_dir)
 
     @functools.cached_property
     def ledger(self) -> Ledger:
@@ -95,4 +102,5 @@ def build_context(settings: Settings, *, with_ratebook: bool = True) -> Context:
     )
     if with_ratebook:
         _ = ctx.ratebook  # fail at start-up, not at the first event
+        _ = ctx.budget_file
     return ctx

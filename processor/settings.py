@@ -82,6 +82,11 @@ class Settings:
     reconcile_every_hours: float = 0.0  # 0: periodic reconciliation is off
     meta_access_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # per WABA
     drain_result_ttl_seconds: int = DAY
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_secret: str = field(default="", repr=False)
+    alert_max_attempts: int = 8
+    alert_retry_seconds: float = 2.0
+    alert_timeout_seconds: float = 5.0
 
     @property
     def signature_required(self) -> bool:
@@ -249,7 +254,14 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         reconcile_every_hours=r.typed("RECONCILE_EVERY_HOURS", 0.0, _non_negative, "hours"),
         meta_access_tokens=_token_file(r.text("META_ACCESS_TOKENS_FILE"), r.problems),
         drain_result_ttl_seconds=r.typed("DRAIN_RESULT_TTL", DAY, _positive_int, "seconds"),
+        alert_webhook_url=r.typed("ALERT_WEBHOOK_URL", None, _http_url, "an http(s):// URL"),
+        alert_webhook_secret=r.text("ALERT_WEBHOOK_SECRET") or "",
+        alert_max_attempts=r.typed("ALERT_MAX_ATTEMPTS", 8, _positive_int, "a positive integer"),
+        alert_retry_seconds=r.typed("ALERT_RETRY_SECONDS", 2.0, _positive_float, "seconds"),
+        alert_timeout_seconds=r.typed("ALERT_TIMEOUT_SECONDS", 5.0, _positive_float, "seconds"),
     )
+    if settings.alert_webhook_url and not settings.alert_webhook_secret:
+        r.problems.append("ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set")
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")
     if settings.pair_horizon_seconds < settings.dedup_ttl_seconds:

@@ -29,6 +29,7 @@ from processor.store.keys import GROUP
 from processor.store.ledger import ApplyResult
 from processor.store.meta_state import MetaState
 from workers import failures, jobs, metrics
+from workers.budget_check import check_after_batch
 
 log = logging.getLogger(__name__)
 _context: Context | None = None
@@ -145,6 +146,7 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     metrics.record_batch(ctx, entries, len(events), result, pipe)
     replies = pipe.execute()
     failures.record_new(ctx, rejected, replies[: len(rejected)])
+    check_after_batch(ctx, events)
     _add(totals, entries, events, result, rejected)
 
 

@@ -12,6 +12,7 @@ import redis
 from rq import SimpleWorker
 
 from processor.context import Context
+from workers.courier import CourierThread
 from workers.drain import consumer_name, use_context
 from workers.janitor import Janitor
 
@@ -39,12 +40,13 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
     if not _wait_for_redis(ctx):
         return False
     ctx.inbox.ensure_group()
-    janitor = None
+    janitor = courier = None
     if burst:
         kick(ctx)
     else:
         janitor = Janitor(ctx)
         janitor.start()
+        courier = start_courier(ctx)
     base = name or default_name()
     try:
         for generation in itertools.count():
@@ -64,6 +66,19 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
     finally:
         if janitor is not None:
             janitor.stop()
+        if courier is not None:
+            courier.stop()
+
+
+def start_courier(ctx: Context) -> CourierThread | None:
+    """The alert courier beside the worker, when ALERT_WEBHOOK_URL is set."""
+    if not ctx.settings.alert_webhook_url:
+        return None
+    from workers.drain import consumer_name
+
+    courier = CourierThread(ctx, consumer_name())
+    courier.start()
+    return courier
 
 
 def _wait_for_redis(ctx: Context, give_up: float = 3_600.0) -> bool:

@@ -33,6 +33,11 @@ Key                                    Type    Lifetime
 {p}:recon:lock                         string  "a periodic reconciliation is due/queued" (TTL)
 {p}:lastdrain                          string  JSON summary of the last drain job (DRAIN_RESULT_TTL)
 {p}:failures:reconcile                 string  "quarantine and failed jobs were matched" (s)
+{p}:alerts:lock:{alert_id}             string  one courier delivering an alert (seconds)
+{p}:budgets                            hash    waba_id -> budget JSON set by PUT /v1/budgets
+{p}:daily:{waba_id}:{month}            hash    "day|phone|d|usage line" -> unit count, for the
+                                               dashboard (days in the WABA's zone; d = 1 when the
+                                               record has a discrepancy)
 
 Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
 """
@@ -176,3 +181,15 @@ class Keys:
     @property
     def failures_reconcile(self) -> str:
         return self._k("failures", "reconcile")
+
+    def alert_lock(self, alert_id: str) -> str:
+        return self._k("alerts", "lock", alert_id)
+
+    @property
+    def budgets(self) -> str:
+        return self._k("budgets")
+
+    def usage_daily(self, waba_id: str, month: str) -> str:
+        """The dashboard's breakdown of a month's usage (apply.lua derives its prefix from the
+        usage prefix: ``usage:`` -> ``daily:``)."""
+        return self._k("daily", waba_id, month)

@@ -158,9 +158,13 @@ def quote() -> Response:
     elif not isinstance(waba, str) or not WABA.fullmatch(waba):
         abort(400, "'waba_id' is malformed")
     try:
-        return jsonify(quoter.quote(waba, phone, user, category, template, at))
+        answer = quoter.quote(waba, phone, user, category, template, at)
     except ValueError as exc:
         abort(400, str(exc))
+    from processor.web.money_api import over_budget
+
+    answer["over_budget"] = over_budget(ctx, waba, answer)
+    return jsonify(answer)
 
 
 def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from processor.web import openapi_money
 from processor.web.api import MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
@@ -132,6 +133,7 @@ def _paths() -> Schema:
             waba_month,
         ),
         **_reconciliation_paths(waba_month),
+        **openapi_money.paths(),
     }
 
 
@@ -263,6 +265,7 @@ def _schemas() -> Schema:
             total={"type": "integer", "minimum": 0},
         ),
         **_reconciliation_schemas(),
+        **openapi_money.schemas(),
     }
 
 
@@ -379,6 +382,7 @@ def _quote() -> Schema:
             limit={"type": "integer"}, used={"type": "integer"}, left={"type": "integer"}
         ),
         volume=_object(position={"type": "integer"}, tier=_nullable(_str())),
+        over_budget={"type": "boolean", "nullable": True},
     )
     return out
 

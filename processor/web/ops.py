@@ -20,6 +20,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from processor.context import Context
 from processor.store import codec
 from processor.web import reconciliation
+from processor.web.budget_metrics import BudgetCollector
 
 bp = Blueprint("ops", __name__)
 
@@ -66,6 +67,7 @@ def _sinks(ctx: Context) -> dict[str, object]:
 def metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RedisCollector(_ctx()))
+    registry.register(BudgetCollector(_ctx()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -72,6 +72,13 @@ local function usage_key(rec)
   return usage_prefix .. rec.waba_id .. ':' .. rec.billing_month
 end
 
+-- The dashboard's breakdown: "{p}:daily:" beside "{p}:usage:" (see Keys.usage_daily).
+local daily_prefix = (string.gsub(usage_prefix, 'usage:$', 'daily:'))
+
+local function daily_key(rec)
+  return daily_prefix .. rec.waba_id .. ':' .. rec.billing_month
+end
+
 -- The usage counter a record is counted under (parsed back by Python's queries module).
 local function line_of(rec)
   return table.concat({rec.category, rec.market, rec.billable and '1' or '0',
@@ -79,9 +86,20 @@ local function line_of(rec)
     rec.currency}, '|')
 end
 
+-- Count a record under usage `line`, and in the dashboard's breakdown by local day and
+-- business number (records written before the breakdown existed have no day: not in it).
+local function tally(rec, line, delta)
+  redis.call('HINCRBY', usage_key(rec), line, delta)
+  if present(rec.day) then
+    local flag = present(rec.discrepancy) and '1' or '0'
+    redis.call('HINCRBY', daily_key(rec),
+      table.concat({rec.day, rec.phone_number_id, flag, line}, '|'), delta)
+  end
+end
+
 local function count(rec, delta)
   if not rec.void then
-    redis.call('HINCRBY', usage_key(rec), line_of(rec), delta)
+    tally(rec, line_of(rec), delta)
   end
 end
 
@@ -111,7 +129,7 @@ local function reprice(member, position)
   if line_of(rec) == before then
     return
   end
-  redis.call('HINCRBY', usage_key(rec), before, -1)
+  tally(rec, before, -1)
   count(rec, 1)
   rec.version = rec.version + 1
   save(rec)
@@ -242,6 +260,7 @@ end
 for _, rec in pairs(touched) do  -- months written to live on, and are listed
   redis.call('EXPIRE', records_key(rec), keep)
   redis.call('EXPIRE', usage_key(rec), keep)
+  redis.call('EXPIRE', daily_key(rec), keep)
   redis.call('SADD', months, rec.waba_id .. '|' .. rec.billing_month)
 end
 return {2, written}

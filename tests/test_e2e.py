@@ -59,7 +59,7 @@ def processes(environ: dict[str, str], ctx: Context) -> Iterator[str]:
 def _up(base: str) -> bool:
     try:
         return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-    except (requests.ConnectionError, requests.Timeout):  # listening, workers still booting
+    except requests.ConnectionError:
         return False
 
 

@@ -373,3 +373,30 @@ def test_rerating_one_waba_rerates_its_whole_portfolio_and_keeps_free_units_free
     )
     assert usage(world, "2025-11", WABA_3)["total_cost"] == "0.0625"  # another portfolio
     assert usage(world, "2025-11")["units"] == 2
+
+
+# -- 7. copies of one status merge field by field -------------------------------------------------
+
+
+@pytest.mark.parametrize("priced_first", [True, False], ids=["priced-first", "bare-first"])
+def test_a_status_seen_twice_keeps_every_field_either_copy_carried(
+    world: dict[str, Any], priced_first: bool
+) -> None:
+    """Rule: the history is a set of facts; two copies of one status (here a ``delivered``
+    with Meta's pricing, and one without) merge to the earliest time and every known field, in
+    either order: the message is priced as marketing, once, at the earlier time."""
+    priced = delivered(1, NOV_2025 + 5, "marketing")
+    bare = Status(priced.pair, priced.wamid, "delivered", NOV_2025 + 2, None, None)
+    ledger = make_ledger(world["client"], world["prefix"], world["config"])
+    for event in [priced, bare] if priced_first else [bare, priced]:
+        ledger.apply([event])
+    [rec] = records(world, "2025-11")
+    assert (rec["category"], rec["cost"], rec["charge_time"]) == (
+        "marketing",
+        "0.0625",
+        "2025-11-10T12:26:42Z",
+    )
+    assert (usage(world, "2025-11")["units"], usage(world, "2025-11")["total_cost"]) == (
+        1,
+        "0.0625",
+    )

@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 from werkzeug.serving import make_server
 
-from bench.traffic import ACCOUNTS, generate
+from bench.traffic import ACCOUNTS, MONTH, generate
 from processor.context import Context
 from processor.web import create_app
 from tests.browser import console_errors
@@ -29,7 +29,6 @@ from tests.conftest import TOKEN, signed_headers
 from tests.money_helpers import config_dir, context_with
 from workers.drain import drain, use_context
 
-MONTH = "2025-11"
 WABA = ACCOUNTS[0][0]
 MESSAGES = 1500
 MARKUP = f"waba_id,percent,fixed_per_unit\n{WABA},12,0.0005\n"

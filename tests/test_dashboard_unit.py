@@ -260,8 +260,8 @@ def test_rerating_rebuilds_the_breakdown_with_the_usage(
     assert re.search(r'data-metric="breakdown_missing_units">4 units', page)
     shipped = config_dir(tmp_path)
     rates = (shipped / "rates.csv").read_text()
-    changed = rates.replace("2025-07-01,Brazil,USD,marketing,0.0625",
-                            "2025-07-01,Brazil,USD,marketing,0.0600")  # fmt: skip
+    changed = rates.replace("2026-07-01,Brazil,USD,marketing,0.0625",
+                            "2026-07-01,Brazil,USD,marketing,0.0600")  # fmt: skip
     assert changed != rates
     (shipped / "rates.csv").write_text(changed)
     Rerater(ctx.redis, ctx.keys, load_ratebook(shipped), 1000).rerate(MONTH)

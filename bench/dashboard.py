@@ -40,8 +40,8 @@ from processor.settings import load_settings
 
 WABA = "310000000000001"
 PHONES = ("420000000000002", "420000000000003", "420000000000004")
-MONTH = "2025-11"
-START = int(datetime(2025, 11, 1, tzinfo=UTC).timestamp())
+MONTH = "2026-08"
+START = int(datetime(2026, 8, 1, tzinfo=UTC).timestamp())
 CATEGORIES = (("marketing", 0.55), ("utility", 0.3), ("authentication", 0.1), ("service", 0.05))
 PREFIXES = (("5511", 9), ("91", 10), ("52", 10), ("62812", 8))
 TOKEN = "bench-dashboard-token"

@@ -1,13 +1,14 @@
 """Meta-shaped webhook traffic for the benchmark, and the outcome it must produce.
 
-Per-message pricing (November 2025, era ``pmp-2025-07``): many users on a few business numbers
-of a few WABAs. Each outbound message gets the statuses Meta sends (``sent``, ``delivered``,
-``read``; ``failed`` for some), with Meta's ``pricing`` on ``sent`` and on one of
-``delivered``/``read``, and the usual disorder: ``read`` arriving before ``delivered``,
-``delivered`` without ``sent``, ``read`` without ``delivered``, messages only ``sent``. Some
-users write first (inbound messages), which opens their customer service window: utility
-templates and free-form (service) replies inside it are free. A few bodies are posted twice
-and a few single statuses are sent again (Meta's at-least-once delivery).
+Per-message pricing (August 2026, era ``pmp-2025-07``, priced by Meta's USD card of
+2026-07-01): many users on a few business numbers of a few WABAs. Each outbound message gets
+the statuses Meta sends (``sent``, ``delivered``, ``read``; ``failed`` for some), with Meta's
+``pricing`` on ``sent`` and on one of ``delivered``/``read``, and the usual disorder: ``read``
+arriving before ``delivered``, ``delivered`` without ``sent``, ``read`` without ``delivered``,
+messages only ``sent``. Some users write first (inbound messages), which opens their customer
+service window: utility templates and free-form (service) replies inside it are free. A few
+bodies are posted twice and a few single statuses are sent again (Meta's at-least-once
+delivery).
 
 The shapes mirror ``tests/payloads.py`` (copied here so that the benchmark does not import the
 tests). The expected outcome is computed from the rule book, independently of the processor:
@@ -24,8 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 H = 3_600
-MONTH = "2025-11"
-MONTH_START = int(datetime(2025, 11, 1, tzinfo=UTC).timestamp())
+MONTH = "2026-08"
+MONTH_START = int(datetime(2026, 8, 1, tzinfo=UTC).timestamp())
 FREE_CS = "free_customer_service"
 
 # (waba_id, [phone_number_id, ...]); WABAs not in config/wabas.csv bill in USD, UTC.

@@ -16,9 +16,9 @@ from tests.conftest import _wipe, signed_headers
 from workers.drain import drain, use_context
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config"
-T0 = 1_763_798_400  # 2025-11-22T08:00Z, pmp-2025-07
-MONTH = "2025-11"
-MARKETING_BR = "0.0625"  # config/rates.csv, Brazil marketing from 2025-07-01
+T0 = 1_787_385_600  # 2026-08-22T08:00Z, pmp-2025-07, priced by Meta's USD card of 2026-07-01
+MONTH = "2026-08"
+MARKETING_BR = "0.0625"  # config/rates.csv, Brazil marketing from 2026-07-01
 
 
 def config_dir(tmp: Path, **files: str) -> Path:

@@ -239,7 +239,7 @@ def test_quote_says_over_budget(budgeted: Any) -> None:
     users = brazil_users(17)
     deliver(client, budgeted, users[:15])
     body = {"phone_number_id": p.PHONE, "user_id": users[16], "category": "marketing",
-            "at": "2025-11-23T08:00:00Z", "waba_id": p.WABA}  # fmt: skip
+            "at": "2026-08-23T08:00:00Z", "waba_id": p.WABA}  # fmt: skip
     assert client.post("/v1/quote", json=body, headers=auth()).json["over_budget"] is False
     deliver(client, budgeted, users[15:16], T0 + 500, tag="x")
     assert client.post("/v1/quote", json=body, headers=auth()).json["over_budget"] is True

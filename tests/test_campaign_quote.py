@@ -30,7 +30,7 @@ TIERS = (
 )
 MARKUP = f"waba_id,percent,fixed_per_unit\n{p.WABA},10,0.0001\n"
 AT = T0 + 3_600
-AT_ISO = "2025-11-22T09:00:00Z"
+AT_ISO = "2026-08-22T09:00:00Z"
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_campaign_of_a_free_form_message_outside_the_window_is_not_allowed(clien
         ({"recipients": [f"55119{i:08d}" for i in range(100_001)]}, "1 to 100000"),
         ({"category": "service"}, "not a template category"),
         ({"template": "yes"}, "'template' must be true or false"),
-        ({"at": "2025-11-22T09:00:00"}, "time zone"),
+        ({"at": "2026-08-22T09:00:00"}, "time zone"),
         ({"waba_id": None, "phone_number_id": "1"}, "unknown phone_number_id"),
     ],
 )

@@ -11,6 +11,7 @@ import shutil
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,20 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 from werkzeug.serving import make_server
 
-from bench.traffic import ACCOUNTS, generate
+from bench.traffic import ACCOUNTS, MONTH, generate
 from processor.context import Context
+from processor.core.reconcile import pricing_type_of
+from processor.graph import GraphClient
+from processor.reconciling import run
+from processor.store.meta_state import MetaState
 from processor.web import create_app
 from tests.browser import console_errors
 from tests.conftest import TOKEN, signed_headers
+from tests.graph_double import TOKEN as GRAPH_TOKEN
+from tests.graph_double import graph_double, point
 from tests.money_helpers import config_dir, context_with
 from workers.drain import drain, use_context
 
-MONTH = "2025-11"
 WABA = ACCOUNTS[0][0]
 MESSAGES = 1500
 MARKUP = f"waba_id,percent,fixed_per_unit\n{WABA},12,0.0005\n"
@@ -155,6 +161,87 @@ def test_dashboard_figures_equal_the_api_and_the_charts_draw(browser: Any, live:
     assert int(metric(browser, "discrepancy_units")) == discrepancies
     for canvas in ("chart-daily", "chart-markets", "chart-numbers"):
         assert chart_drew(browser, canvas), canvas
+    assert console_errors(browser) == []
+    assert "No reconciliation is stored" in metric(browser, "recon_none")
+
+
+def meta_points(ctx: Context, waba: str) -> list[dict[str, Any]]:
+    """Meta's analytics for what was booked (per UTC day, display number, country, category,
+    type), with two planted differences: a unit Meta counted and we did not (the first line),
+    and 1.00 more cost on another line."""
+    displays = MetaState(ctx.redis, ctx.keys).display_numbers()
+    figures: dict[tuple[int, str, str, str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for rec in ctx.queries.records(waba, MONTH):
+        at = datetime.fromisoformat(rec["charge_time"].replace("Z", "+00:00"))
+        start = int(datetime(at.year, at.month, at.day, tzinfo=UTC).timestamp())
+        key = (start, displays[rec["phone_number_id"]], rec["country"],
+               rec["category"].upper(), pricing_type_of(rec))  # fmt: skip
+        figures[key][0] += 1
+        figures[key][1] += Decimal(rec["cost"]) if rec["billable"] else Decimal(0)
+    keys = sorted(figures)
+    figures[keys[0]][0] += 1
+    figures[keys[len(keys) // 2]][1] += Decimal("1.00")
+    return [
+        point(start, phone, country, category, ptype, volume, str(cost))
+        for (start, phone, country, category, ptype), (volume, cost) in figures.items()
+    ]
+
+
+def test_ours_vs_meta_per_day_shows_the_stored_reconciliation(
+    browser: Any, ctx: Context, live: str
+) -> None:
+    """A reconciliation run through the real path (Graph API double -> client -> compare ->
+    store): the page's days add up the lines ``GET /v1/reconciliation`` answers, with their
+    statuses, and the chart drew. The screenshot of the whole page is taken here."""
+    with graph_double() as graph:
+        graph.points[WABA] = meta_points(ctx, WABA)
+        client = GraphClient(graph.url, ctx.settings.meta_graph_version, GRAPH_TOKEN)
+        with client:
+            run(ctx, WABA, MONTH, client=client)
+    stored = api(live, f"/v1/reconciliation?waba_id={WABA}&month={MONTH}")
+    days: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "ours_volume": 0,
+            "meta_volume": 0,
+            "ours_cost": Decimal(0),
+            "meta_cost": Decimal(0),
+            "statuses": defaultdict(int),
+        }
+    )
+    for line in stored["lines"]:
+        day = days[line["day"]]
+        for name in ("ours_volume", "meta_volume"):
+            day[name] += line[name]
+        for name in ("ours_cost", "meta_cost"):
+            day[name] += Decimal(line[name])
+        day["statuses"][line["status"]] += 1
+    assert sum(d["statuses"].get("volume_diff", 0) for d in days.values()) == 1
+    assert sum(d["statuses"].get("cost_diff", 0) for d in days.values()) == 1
+    sign_in(browser, live)
+    browser.get(f"{live}/dashboard?waba_id={WABA}&month={MONTH}")
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-recon-day]")
+    assert [r.get_attribute("data-recon-day") for r in rows] == sorted(days)
+    for row in rows:
+        want = days[row.get_attribute("data-recon-day")]
+        cell = {m: row.find_element(By.CSS_SELECTOR, f'[data-metric="recon_{m}"]').text
+                for m in ("ours_volume", "meta_volume", "ours_cost", "meta_cost")}  # fmt: skip
+        assert int(cell["ours_volume"]) == want["ours_volume"]
+        assert int(cell["meta_volume"]) == want["meta_volume"]
+        assert Decimal(cell["ours_cost"]) == want["ours_cost"]
+        assert Decimal(cell["meta_cost"]) == want["meta_cost"]
+        shown = {
+            s.get_attribute("data-status"): int(s.text.split()[0])
+            for s in row.find_elements(By.CSS_SELECTOR, '[data-metric="recon_day_status"]')
+        }
+        assert shown == dict(want["statuses"])
+        assert ("differs" in (row.get_attribute("class") or "")) == (set(shown) != {"match"})
+    assert int(metric(browser, "recon_total_ours_volume")) == stored["totals"]["ours_volume"]
+    assert int(metric(browser, "recon_total_meta_volume")) == stored["totals"]["meta_volume"]
+    assert Decimal(metric(browser, "recon_total_meta_cost")) == Decimal(
+        stored["totals"]["meta_cost"]
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, '[data-metric="recon_none"]') == []
+    assert chart_drew(browser, "chart-recon")
     assert console_errors(browser) == []
     keep_screenshot(browser)
 

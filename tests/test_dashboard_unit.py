@@ -138,8 +138,13 @@ def test_pages_carry_the_security_headers(client: Any) -> None:
 
 
 def test_every_response_says_nosniff(client: Any) -> None:
-    for path in ("/healthz", "/v1/openapi.json", "/v1/usage", "/nope"):
-        assert client.get(path).headers["X-Content-Type-Options"] == "nosniff", path
+    """Once, from processor.web.headers, whichever blueprint answered (or none)."""
+    paths = ("/healthz", "/v1/openapi.json", "/v1/usage", "/nope", "/v1/reconciliation",
+             "/dashboard/sign-in", "/dashboard/static/dashboard.js", "/rq/")  # fmt: skip
+    for path in paths:
+        reply = client.get(path)
+        assert reply.headers.getlist("X-Content-Type-Options") == ["nosniff"], path
+        reply.close()
 
 
 def test_pages_have_no_inline_script(client: Any, ctx: Context) -> None:
@@ -260,8 +265,8 @@ def test_rerating_rebuilds_the_breakdown_with_the_usage(
     assert re.search(r'data-metric="breakdown_missing_units">4 units', page)
     shipped = config_dir(tmp_path)
     rates = (shipped / "rates.csv").read_text()
-    changed = rates.replace("2025-07-01,Brazil,USD,marketing,0.0625",
-                            "2025-07-01,Brazil,USD,marketing,0.0600")  # fmt: skip
+    changed = rates.replace("2026-07-01,Brazil,USD,marketing,0.0625",
+                            "2026-07-01,Brazil,USD,marketing,0.0600")  # fmt: skip
     assert changed != rates
     (shipped / "rates.csv").write_text(changed)
     Rerater(ctx.redis, ctx.keys, load_ratebook(shipped), 1000).rerate(MONTH)
@@ -290,3 +295,59 @@ def test_breakdown_follows_units_repriced_across_a_tier_boundary(
         assert lines[("utility|Brazil|1||1:2|0.0068|0.0068|USD",)] == 2
         assert lines[("utility|Brazil|1||3:|0.0050|0.0050|USD",)] == 2
         assert breakdown_total(ctx) == lines
+
+
+# -- ours vs Meta per day --------------------------------------------------------------------
+
+
+def recon_cells(page: str, day: str) -> dict[str, str]:
+    row = re.search(rf'<tr data-recon-day="{day}".*?</tr>', page, re.S)
+    assert row, day
+    return dict(re.findall(r'data-metric="(recon_[a-z_]+)"[^>]*>([^<]*)<', row.group(0)))
+
+
+def test_ours_vs_meta_per_day_reads_the_stored_reconciliation(client: Any, ctx: Context) -> None:
+    """No stored result: a note says how to make one (and the all view asks for a WABA). A
+    result stored through the reconciliation store (what GET /v1/reconciliation answers) is
+    shown per day: volumes, costs (unknown where a line's cost is), statuses."""
+    from processor.reconciling import store
+
+    page = client.get(PAGE, headers=auth()).data.decode()
+    assert re.search(r'data-metric="recon_none">No reconciliation is stored', page)
+    assert "chart-recon" not in page and "data-recon-day" not in page
+    every = client.get(f"/dashboard?waba_id=all&month={MONTH}", headers=auth()).data.decode()
+    assert re.search(r'data-metric="recon_none">Choose a WABA', every)
+    base = {"phone_number_id": p.PHONE, "display_phone_number": "5511900000000",
+            "country": "BR", "pricing_type": "REGULAR", "provisional": False}  # fmt: skip
+    lines = [
+        {**base, "day": f"{MONTH}-03", "category": "marketing", "ours_volume": 2,
+         "meta_volume": 3, "ours_cost": "0.1250", "meta_cost": "0.1875", "status": "volume_diff"},
+        {**base, "day": f"{MONTH}-03", "category": "utility", "ours_volume": 1,
+         "meta_volume": 1, "ours_cost": "0.0068", "meta_cost": "0.0068", "status": "match"},
+        {**base, "day": f"{MONTH}-04", "category": "utility", "ours_volume": 1,
+         "meta_volume": 1, "ours_cost": None, "meta_cost": "0.0068", "status": "cost_diff"},
+    ]  # fmt: skip
+    result = {"waba_id": p.WABA, "month": MONTH, "currency": "USD",
+              "fetched_at": "2026-09-01T00:00:00Z", "lines": lines, "tiers": [],
+              "totals": {"ours_volume": 4, "meta_volume": 5, "ours_cost": None,
+                         "meta_cost": "0.2011"}}  # fmt: skip
+    store(ctx).save(result, 1.0)
+    api = client.get(f"/v1/reconciliation?waba_id={p.WABA}&month={MONTH}", headers=auth())
+    assert api.json == result
+    page = client.get(PAGE, headers=auth()).data.decode()
+    assert "recon_none" not in page and 'id="chart-recon"' in page
+    day3 = recon_cells(page, f"{MONTH}-03")
+    assert (day3["recon_ours_volume"], day3["recon_meta_volume"]) == ("3", "4")
+    assert (day3["recon_ours_cost"], day3["recon_meta_cost"]) == ("0.1318", "0.1943")
+    day4 = recon_cells(page, f"{MONTH}-04")
+    assert (day4["recon_ours_cost"], day4["recon_meta_cost"]) == ("unknown", "0.0068")
+    row3 = re.search(rf'<tr data-recon-day="{MONTH}-03".*?</tr>', page, re.S)
+    assert row3 and 'class="differs"' in row3.group(0)
+    statuses = re.findall(r'data-metric="recon_day_status" data-status="([a-z_]+)">(\d+) ',
+                          row3.group(0))  # fmt: skip
+    assert sorted(statuses) == [("match", "1"), ("volume_diff", "1")]
+    assert re.search(r'data-metric="recon_total_ours_cost">unknown<', page)
+    assert re.search(r'data-metric="recon_total_meta_cost">0.2011<', page)
+    chart = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page,
+                      re.S)  # fmt: skip
+    assert chart and '"ours_cost": [0.1318, null]' in chart.group(1).replace("\n", "")

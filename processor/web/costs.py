@@ -33,6 +33,8 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from processor.context import Context
+from processor.core.recon_days import per_day
+from processor.core.reconcile import counts
 from processor.reports import RECORD_COLUMNS, print_usage
 from processor.store.alerts import Alerts
 from processor.store.budgets import Budgets
@@ -66,12 +68,9 @@ DOWNLOADS = ("usage.csv", "usage.json", "records.csv", "records.jsonl")
 
 
 def init_app(app: Flask) -> None:
+    """The dashboard's blueprint (its own page headers below); ``X-Content-Type-Options`` on
+    every answer of the app is set in one place, ``processor.web.headers``."""
     app.register_blueprint(bp)
-
-    @app.after_request
-    def _nosniff(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
 
 
 @bp.after_request
@@ -123,6 +122,7 @@ def dashboard() -> BaseResponse | str:
     view = board.view(waba, month, int(time.time()))
     cookie = request.cookies.get(SESSION_COOKIE)
     csrf = session_csrf(_token(), cookie) if cookie and valid_session(_token(), cookie) else None
+    recon = _reconciliation(ctx, waba, month)
     return render_template(
         "dashboard/main.html",
         view=view,
@@ -131,7 +131,8 @@ def dashboard() -> BaseResponse | str:
         s=view["summary"],
         wabas=board.wabas(),
         months=sorted({month, *board.months()}, reverse=True),
-        chart_data=_chart_data(view),
+        chart_data=_chart_data(view, recon),
+        recon=recon,
         query=f"waba_id={view['waba_id']}&month={month}",
         csrf=csrf,
     )
@@ -142,6 +143,23 @@ def _budget(ctx: Context, waba: str | None, month: str) -> dict[str, Any] | None
         return None
     status = Budgets(ctx.redis, ctx.keys, ctx.ratebook, ctx.budget_file).status(waba, month)
     return status if status["budget"] is not None else None
+
+
+def _reconciliation(ctx: Context, waba: str | None, month: str) -> dict[str, Any] | None:
+    """The stored reconciliation of the WABA-month (the document ``GET /v1/reconciliation``
+    answers, read through the same store), added up per day; None when none is stored."""
+    from processor.reconciling import store
+
+    result = store(ctx).get(waba, month) if waba is not None else None
+    if result is None:
+        return None
+    return {
+        "fetched_at": result.get("fetched_at"),
+        "currency": result.get("currency"),
+        "totals": result.get("totals", {}),
+        "counts": {s: n for s, n in counts(result).items() if n},
+        "days": per_day(result),
+    }
 
 
 def _alerts(ctx: Context, waba: str | None, limit: int = 10) -> list[dict[str, Any]]:
@@ -160,10 +178,11 @@ def _choice(board: Dashboard) -> tuple[str | None, str]:
     return (None if waba == ALL else waba), month
 
 
-def _chart_data(view: dict[str, Any]) -> dict[str, Any]:
+def _chart_data(view: dict[str, Any], recon: dict[str, Any] | None) -> dict[str, Any]:
     """What dashboard.js draws (numbers for the charts only; the page shows exact decimals)."""
     categories = sorted({c for d in view["days"] for c in d["by_category"]})
     return {
+        "recon": _recon_chart(recon),
         "currency": view["currency"],
         "days": [d["day"][8:] for d in view["days"]],
         "daily": [
@@ -178,6 +197,24 @@ def _chart_data(view: dict[str, Any]) -> dict[str, Any]:
             "labels": [n["phone_number_id"] for n in view["numbers"]],
             "data": [float(n["billed_cost"]) for n in view["numbers"]],
         },
+    }
+
+
+def _recon_chart(recon: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Ours vs Meta per day: cost (a gap where a day's cost is unknown) and volume."""
+    if recon is None:
+        return None
+    days = recon["days"]
+
+    def money(name: str) -> list[float | None]:
+        return [None if d[name] is None else float(d[name]) for d in days]
+
+    return {
+        "days": [d["day"][8:] for d in days],
+        "ours_cost": money("ours_cost"),
+        "meta_cost": money("meta_cost"),
+        "ours_volume": [d["ours_volume"] for d in days],
+        "meta_volume": [d["meta_volume"] for d in days],
     }
 
 

@@ -31,12 +31,6 @@ def _require_token() -> None:
         abort(401, "a valid 'Authorization: Bearer <API_TOKEN>' header is required")
 
 
-@bp.after_request
-def _nosniff(response: Response) -> Response:
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 def _required(name: str, pattern: Any) -> str:
     value = request.args.get(name)
     if not value:

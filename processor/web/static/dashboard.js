@@ -50,6 +50,30 @@
               scales: {x: {beginAtZero: true}}}
   });
 
+  if (data.recon) {
+    draw("chart-recon", {
+      type: "bar",
+      data: {
+        labels: data.recon.days,
+        datasets: [
+          {label: "our cost", data: data.recon.ours_cost, backgroundColor: palette[0], yAxisID: "y"},
+          {label: "Meta's cost", data: data.recon.meta_cost, backgroundColor: palette[2], yAxisID: "y"},
+          {label: "our units", type: "line", data: data.recon.ours_volume, borderColor: palette[1],
+           backgroundColor: palette[1], yAxisID: "units"},
+          {label: "Meta's units", type: "line", data: data.recon.meta_volume, borderColor: palette[3],
+           backgroundColor: palette[3], borderDash: [6, 4], yAxisID: "units"}
+        ]
+      },
+      options: {
+        plugins: {legend: {position: "bottom"}},
+        scales: {x: {title: {display: true, text: "day"}},
+                 y: {beginAtZero: true, title: {display: true, text: data.currency}},
+                 units: {position: "right", beginAtZero: true, grid: {drawOnChartArea: false},
+                         title: {display: true, text: "units"}}}
+      }
+    });
+  }
+
   draw("chart-numbers", {
     type: "doughnut",
     data: {labels: data.numbers.labels,

@@ -5,6 +5,7 @@ and each record version is in PostgreSQL and at the webhook exactly once."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import time
@@ -56,17 +57,29 @@ def recent(bodies: list[bytes]) -> list[bytes]:
 def dearer_rates(directory: Path) -> None:
     """Every rate 25% dearer from before the traffic: a re-rating changes most records."""
     path = directory / "rates.csv"
-    rows = [r for r in csv.reader(path.read_text().splitlines()) if r and not r[0].startswith("#")]
-    header, data = rows[0], rows[1:]
-    latest: dict[tuple[str, ...], list[str]] = {}
-    for row in data:
-        key = tuple(row[1:4])
-        if key not in latest or row[0] > latest[key][0]:
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    rows = list(csv.DictReader(lines))
+    latest: dict[tuple[str, ...], dict[str, str]] = {}
+    for row in rows:
+        key = (row["market"], row["currency"], row["category"])
+        if key not in latest or row["effective_from"] > latest[key]["effective_from"]:
             latest[key] = row
     day = (datetime.fromtimestamp(START, UTC).date() - timedelta(days=1)).isoformat()
-    extra = [[day, *row[1:4], str((Decimal(row[4]) * Decimal("1.25")).quantize(Decimal("0.0001")))]
-             for row in latest.values() if row[0] < day]  # fmt: skip
-    path.write_text("\n".join(",".join(r) for r in [header, *data, *extra]) + "\n")
+    extra = [
+        {
+            **row,
+            "effective_from": day,
+            "rate": str((Decimal(row["rate"]) * Decimal("1.25")).quantize(Decimal("0.0001"))),
+            "source": "test: 25% dearer than the card before it",
+        }
+        for row in latest.values()
+        if row["effective_from"] < day
+    ]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([*rows, *extra])
+    path.write_text(out.getvalue())
 
 
 @pytest.fixture

@@ -159,6 +159,24 @@ def test_every_shipped_tier_table_starts_at_the_list_rate_of_its_card() -> None:
 TIERED = ("utility", "authentication", "authentication_international")
 
 
+def test_the_october_2026_usd_tiers_are_metas_tier_sheet_row_for_row() -> None:
+    """The shipped 2026-10-01 USD tiers are exactly the tier sheet rebuilt from the cell dump
+    (all 47 markets), whose 7 markets of the partial fixture are that fixture's bytes."""
+    name = "usd-volume-tiers-2026-10-01.csv"
+    meta = read(name, (FILES / name).read_bytes())
+    want = {(c.market, c.category, c.from_volume, c.to_volume, c.rate) for c in meta.tiers}
+    got = {(r["market"], r["category"], int(r["from_volume"]),
+            int(r["to_volume"]) if r["to_volume"] else None, Decimal(r["rate"]))
+           for r in rows("tiers.csv")
+           if (r["effective_from"], r["currency"]) == ("2026-10-01", "USD")}  # fmt: skip
+    assert len(want) == len(meta.tiers) == 672
+    assert got == want
+    whole = (FILES / name).read_bytes().split(b"\r\n")
+    partial = (FILES / "usd-volume-tiers-2026-10-01-partial.csv").read_bytes().split(b"\r\n")
+    assert whole[:5] == partial[:5]
+    assert set(partial[5:]) <= set(whole[5:])
+
+
 def test_every_market_of_the_october_2026_usd_card_has_metas_tiers() -> None:
     """Meta's USD tier file of 2026-10-01 covers every market of the USD card of that date:
     each tiered category the card prices has a table of six bands (Meta's list row and five

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from processor.config_files import MARKETS, load_ratebook, read_table
+from processor.config_files import MARKETS, TIERS, load_ratebook, read_table
 from processor.core.policies import AUTH_INTL, MARKETING_LITE, POLICIES, REFERRAL
 from processor.core.rating import RateBook, country_of
 from processor.errors import SettingsError
@@ -145,6 +146,24 @@ def test_shipped_tiers_are_metas_style(shipped: RateBook) -> None:
     tiers = shipped.tiers("Brazil", "utility", "USD", date(2026, 10, 1))
     assert tiers[0].label == "1:250000" and tiers[-1].to_volume is None
     assert "250001:2000000" in [t.label for t in tiers]
+
+
+def test_every_shipped_tier_market_starts_at_its_list_rate(shipped: RateBook) -> None:
+    """Every market with a shipped tier table (all 47 of Meta's 2026-10-01 USD tier file):
+    the first band is the market's list rate for that category on that date, the bands are
+    contiguous from 0 and the last is unbounded."""
+    day = date(2026, 10, 1)
+    problems: list[str] = []
+    table = [row.cells for row in read_table(SHIPPED, TIERS, problems)]
+    assert problems == []
+    keys = {(r["market"], r["category"]) for r in table if r["effective_from"] == day.isoformat()}
+    assert len({m for m, _ in keys}) == 47
+    assert {c for _, c in keys} == {"utility", "authentication", AUTH_INTL}
+    for market, category in sorted(keys):
+        tiers = shipped.tiers(market, category, "USD", day)
+        assert tiers[0].from_volume == 0 and tiers[-1].to_volume is None, (market, category)
+        assert all(a.to_volume == b.from_volume for a, b in pairwise(tiers))
+        assert tiers[0].rate == shipped.rate(market, category, "USD", day), (market, category)
 
 
 # -- reading files ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -143,14 +144,94 @@ def test_a_rate_is_used_from_its_date_in_the_shipped_config() -> None:
 
 
 def test_every_shipped_tier_table_starts_at_the_list_rate_of_its_card() -> None:
-    """Cross-check of the tier cells against the rate card of the same date."""
+    """Cross-check of the tier cells against the rate card of the same date: every first band
+    of every shipped tier table (all 47 markets of Meta's 2026-10-01 USD tier file) is the
+    list rate the card gives that market and category."""
     rates = {(r["effective_from"], r["market"], r["currency"], r["category"]): r["rate"]
              for r in rows("rates.csv")}  # fmt: skip
     firsts = [r for r in rows("tiers.csv") if r["from_volume"] == "0"]
-    assert len({r["market"] for r in firsts}) == 12
+    assert len({r["market"] for r in firsts}) == 47
     for r in firsts:
         key = (r["effective_from"], r["market"], r["currency"], r["category"])
         assert Decimal(rates[key]) == Decimal(r["rate"]), key
+
+
+TIERED = ("utility", "authentication", "authentication_international")
+
+
+def test_the_october_2026_usd_tiers_are_metas_tier_sheet_row_for_row() -> None:
+    """The shipped 2026-10-01 USD tiers are exactly the tier sheet rebuilt from the cell dump
+    (all 47 markets), whose 7 markets of the partial fixture are that fixture's bytes."""
+    name = "usd-volume-tiers-2026-10-01.csv"
+    meta = read(name, (FILES / name).read_bytes())
+    want = {(c.market, c.category, c.from_volume, c.to_volume, c.rate) for c in meta.tiers}
+    got = {(r["market"], r["category"], int(r["from_volume"]),
+            int(r["to_volume"]) if r["to_volume"] else None, Decimal(r["rate"]))
+           for r in rows("tiers.csv")
+           if (r["effective_from"], r["currency"]) == ("2026-10-01", "USD")}  # fmt: skip
+    assert len(want) == len(meta.tiers) == 672
+    assert got == want
+    whole = (FILES / name).read_bytes().split(b"\r\n")
+    partial = (FILES / "usd-volume-tiers-2026-10-01-partial.csv").read_bytes().split(b"\r\n")
+    assert whole[:5] == partial[:5]
+    assert set(partial[5:]) <= set(whole[5:])
+
+
+def test_every_market_of_the_october_2026_usd_card_has_metas_tiers() -> None:
+    """Meta's USD tier file of 2026-10-01 covers every market of the USD card of that date:
+    each tiered category the card prices has a table of six bands (Meta's list row and five
+    tier rows) from 0, contiguous, the last unbounded, the rates never rising; no table for a
+    category the card does not price (Meta's ``n/a``)."""
+    day = date(2026, 10, 1)
+    book = load_ratebook(SHIPPED)
+    card = {(r["market"], r["category"]) for r in rows("rates.csv")
+            if (r["effective_from"], r["currency"]) == ("2026-10-01", "USD")}  # fmt: skip
+    assert len({m for m, _ in card}) == 47
+    tables = {(r["market"], r["category"]) for r in rows("tiers.csv")
+              if (r["effective_from"], r["currency"]) == ("2026-10-01", "USD")}  # fmt: skip
+    assert tables == {k for k in card if k[1] in TIERED}
+    for market, category in sorted(tables):
+        tiers = book.tiers(market, category, "USD", day)
+        assert len(tiers) == 6, (market, category)
+        assert tiers[0].from_volume == 0 and tiers[-1].to_volume is None, (market, category)
+        for a, b in pairwise(tiers):
+            assert a.to_volume == b.from_volume, (market, category)
+            assert b.rate <= a.rate, (market, category)
+        assert tiers[0].rate == book.rate(market, category, "USD", day), (market, category)
+
+
+@pytest.mark.parametrize(
+    ("market", "category", "labels", "rates"),
+    [
+        pytest.param(
+            "Other", "utility", ["1:80000", "80001:750000"], ["0.0077", "0.0073"], id="Other"
+        ),
+        pytest.param(
+            "Rest of Africa",
+            "utility",
+            ["1:100000", "100001:1000000"],
+            ["0.0040", "0.0038"],
+            id="Rest-of-Africa",
+        ),
+        pytest.param(
+            "Turkey",
+            "authentication",
+            ["1:300000", "300001:2000000"],
+            ["0.0009", "0.0009"],
+            id="Turkey-rounded",
+        ),
+    ],
+)
+def test_october_2026_tiers_as_meta_publishes_them(
+    market: str, category: str, labels: list[str], rates: list[str]
+) -> None:
+    """Thresholds differ by market and category (Other's utility list band ends at 80,000,
+    Rest of Africa's at 100,000, as a second source reads it: DCARD in meta-rate-files.md);
+    a tier rate is Meta's cell, not the list rate less the percentage (Turkey's -5 % tier is
+    still 0.0009)."""
+    tiers = load_ratebook(SHIPPED).tiers(market, category, "USD", date(2026, 10, 1))
+    assert [t.label for t in tiers][:2] == labels
+    assert [t.rate for t in tiers][:2] == [Decimal(r) for r in rates]
 
 
 def test_india_utility_tiers_carry_metas_own_label() -> None:

@@ -223,8 +223,8 @@ def test_settings_without_redis_url_use_the_embedded_redis(tmp_path: Path) -> No
 
 
 CRASHING_WORKER = (
-    "import os, sys; from workers import drain; real = drain.parse_body;"
-    " drain.parse_body = lambda body, *a: os._exit(3) if b'wamid.poison' in body"
+    "import os, sys; from workers import drain; real = drain.load_json_object;"
+    " drain.load_json_object = lambda body, *a: os._exit(3) if b'wamid.poison' in body"
     " else real(body, *a);"
     " from processor.cli import main; sys.argv = ['wa-billing', 'worker']; main()"
 )

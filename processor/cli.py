@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from processor import rates_import
 from processor.context import Context, build_context
 from processor.errors import BillingError, SettingsError
 from processor.settings import Settings, load_settings
@@ -91,11 +92,13 @@ def report(waba_id: str, month: str, fmt: str) -> None:
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File (default: stdout).")
 def export(month: str, waba_id: str | None, fmt: str, output: Any) -> None:
     """Every record of a month (latest version of each), as JSON Lines or CSV."""
-    from processor.reports import export_records
+    from processor.reports import export_records, export_totals
 
     ctx = _context()
     count = export_records(ctx, _month(month), waba_id, fmt, output)
     click.echo(f"exported {count} records", err=True)
+    for line in export_totals(ctx, _month(month), waba_id):  # per currency, never added up
+        click.echo(line, err=True)
 
 
 @main.command()
@@ -177,3 +180,6 @@ def _month(value: str) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+main.add_command(rates_import.rates)

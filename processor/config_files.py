@@ -12,7 +12,7 @@ import csv
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from itertools import pairwise
@@ -52,16 +52,26 @@ class Table:
     name: str
     columns: tuple[str, ...]
     required: bool
+    optional: tuple[str, ...] = ()  # columns that may be left out (their cells are then "")
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        return self.columns + self.optional
 
 
 MARKETS = Table("markets.csv", ("effective_from", "country", "market"), True)
-RATES = Table("rates.csv", ("effective_from", "market", "currency", "category", "rate"), True)
+RATES = Table(
+    "rates.csv", ("effective_from", "market", "currency", "category", "rate"), True, ("source",)
+)
 TIERS = Table(
     "tiers.csv",
     ("effective_from", "market", "currency", "category", "from_volume", "to_volume", "rate"),
     False,
+    ("source",),
 )
-WABAS = Table("wabas.csv", ("waba_id", "currency", "timezone", "portfolio_id"), False)
+WABAS = Table(
+    "wabas.csv", ("waba_id", "currency", "timezone", "portfolio_id"), False, ("effective_from",)
+)
 MARKUP = Table("markup.csv", ("waba_id", "percent", "fixed_per_unit"), False)
 TABLES = (MARKETS, RATES, TIERS, WABAS, MARKUP)
 
@@ -95,7 +105,7 @@ def load_ratebook(config_dir: Path) -> RateBook:
     wabas = _wabas(rows[WABAS.name], problems)
     markups = _markups(rows[MARKUP.name], problems)
     _check_market_names(rows[MARKETS.name], rates, tiers, problems)
-    _check_waba_currencies(wabas, rates, problems)
+    _check_waba_currencies(rows[WABAS.name], rates, problems)
     if problems:
         raise SettingsError(problems)
     return RateBook(_items(markets), _items(rates), _items(tiers), _items(wabas), _items(markups))
@@ -153,8 +163,8 @@ def _header(table: Table, n: int, header: list[str], problems: list[str]) -> dic
     for position, name in enumerate(header, 1):
         if name in positions:
             problems.append(f"{table.name}:{n}:{position}: column '{name}' appears twice")
-        elif name not in table.columns:
-            expected = ", ".join(table.columns)
+        elif name not in table.known:
+            expected = ", ".join(table.known)
             problems.append(f"{table.name}:{n}:{position}: unknown column '{name}' ({expected})")
         positions.setdefault(name, position)
     missing = [c for c in table.columns if c not in positions]
@@ -169,7 +179,8 @@ def _row(
     if len(cells) != width:
         problems.append(f"{table.name}:{n}: expected {width} fields, found {len(cells)}")
         return None
-    named = {name: cells[p - 1] for name, p in positions.items() if name in table.columns}
+    named = {name: cells[p - 1] for name, p in positions.items() if name in table.known}
+    named.update({name: "" for name in table.optional if name not in named})
     return Row(table.name, n, named, positions)
 
 
@@ -337,10 +348,12 @@ def _tier_pair_problem(row_a: Row, a: TierRow, row_b: Row, b: TierRow) -> list[s
 
 
 def _wabas(rows: list[Row], problems: list[str]) -> Parsed[WabaSettings]:
-    parsed: Parsed[WabaSettings] = []
+    """One setting per WABA; later rows with an ``effective_from`` change its currency."""
+    by_waba: dict[str, Parsed[tuple[date | None, WabaSettings]]] = defaultdict(list)
     for row in rows:
         f = Fields(row, problems)
         waba_id = f.text("waba_id")
+        since = f.day("effective_from") if row.cells["effective_from"] else None
         item = WabaSettings(
             waba_id,
             f.currency("currency"),
@@ -348,9 +361,36 @@ def _wabas(rows: list[Row], problems: list[str]) -> Parsed[WabaSettings]:
             row.cells["portfolio_id"] or waba_id,
         )
         if f.ok:
-            parsed.append((row, item))
-    _unique([(row, w.waba_id, None) for row, w in parsed], "waba_id", problems)
-    return parsed
+            by_waba[waba_id].append((row, (since, item)))
+    return [merged for group in by_waba.values() if (merged := _waba(group, problems))]
+
+
+def _waba(
+    group: Parsed[tuple[date | None, WabaSettings]], problems: list[str]
+) -> tuple[Row, WabaSettings] | None:
+    """The rows of one WABA: the first in force (no date, or the earliest) and dated changes."""
+    ordered = sorted(group, key=lambda g: g[1][0] or date.min)
+    first_row, (_, first) = ordered[0]
+    ok = True
+    seen: dict[date | None, int] = {}
+    for row, (since, item) in ordered:
+        if since in seen:
+            what = f"duplicate waba_id {item.waba_id!r}" if since is None else (
+                f"overlapping dates: waba_id {item.waba_id} has two rows effective {since}"
+            )  # fmt: skip
+            problems.append(f"{row.where('waba_id')}: {what} (first on line {seen[since]})")
+            ok = False
+        seen.setdefault(since, row.line)
+        for column, value, expected in (
+            ("timezone", item.timezone, first.timezone),
+            ("portfolio_id", item.portfolio_id, first.portfolio_id),
+        ):
+            if value != expected:
+                message = f"{column} differs from line {first_row.line} (only currency is dated)"
+                problems.append(f"{row.where(column)}: {message}")
+                ok = False
+    changes = tuple((since, item.currency) for _, (since, item) in ordered[1:] if since)
+    return (first_row, replace(first, changes=changes)) if ok else None
 
 
 def _markups(rows: list[Row], problems: list[str]) -> Parsed[Markup]:
@@ -395,13 +435,13 @@ def _check_market_names(
             problems.append(f"{row.where('market')}: market {item.market!r} is not in markets.csv")
 
 
-def _check_waba_currencies(
-    wabas: Parsed[WabaSettings], rates: Parsed[RateRow], problems: list[str]
-) -> None:
+def _check_waba_currencies(wabas: list[Row], rates: Parsed[RateRow], problems: list[str]) -> None:
+    """Every currency a WABA row names (dated rows too) must have rates."""
     currencies = {r.currency for _, r in rates}
-    for row, waba in wabas:
-        if rates and waba.currency not in currencies:
-            message = f"no rates in currency {waba.currency!r} in rates.csv"
+    for row in wabas:
+        currency = row.cells["currency"]
+        if rates and currency and currency not in currencies:
+            message = f"no rates in currency {currency!r} in rates.csv"
             problems.append(f"{row.where('currency')}: {message}")
 
 

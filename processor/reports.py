@@ -8,7 +8,9 @@ from typing import IO, Any
 
 from processor.context import Context
 
-USAGE_COLUMNS = ("category", "market", "billable", "free_reason", "count", "cost", "billed_cost")
+USAGE_COLUMNS = (
+    "category", "market", "billable", "free_reason", "count", "cost", "billed_cost", "currency",
+)  # fmt: skip
 RECORD_COLUMNS = (
     "record_id", "version", "waba_id", "phone_number_id", "user_id", "country",
     "country_source", "market", "category", "kind", "pricing_model", "policy", "charge_time",
@@ -39,12 +41,35 @@ def _table(usage: dict[str, Any], out: IO[str]) -> None:
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "\n")
     for row in rows:
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + "\n")
-    out.write(
-        f"units {usage['units']}  total cost {usage['total_cost']} {usage['currency']}"
-        f"  billed {usage['total_billed_cost']} {usage['currency']}"
-        + (f"  unrated units {usage['unrated_units']}" if usage["unrated_units"] else "")
-        + "\n"
-    )
+    totals = usage.get("totals") or {usage["currency"]: {
+        "cost": usage["total_cost"], "billed_cost": usage["total_billed_cost"],
+        "units": usage["units"], "unrated_units": usage["unrated_units"]}}  # fmt: skip
+    for currency, t in totals.items():  # one line per currency: never added across them
+        out.write(
+            f"units {t['units']}  total cost {t['cost']} {currency}"
+            f"  billed {t['billed_cost']} {currency}"
+            + (f"  unrated units {t['unrated_units']}" if t["unrated_units"] else "")
+            + "\n"
+        )
+    for item in usage.get("unrated", []):
+        out.write(
+            f"unrated: {item['count']} {item['category']} in {item['market']} "
+            f"({item['currency']}): no rate in the rate card\n"
+        )
+
+
+def export_totals(ctx: Context, month: str, waba_id: str | None) -> list[str]:
+    """One line per WABA, month and currency: what the exported records add up to."""
+    lines = []
+    for waba, m in ctx.queries.months(waba_id, month):
+        usage = ctx.queries.usage(waba, m, ctx.ratebook.waba(waba).currency)
+        for currency, t in usage["totals"].items():
+            lines.append(
+                f"WABA {waba} {m}: total cost {t['cost']} {currency}, billed "
+                f"{t['billed_cost']} {currency}, {t['units']} units"
+                + (f" ({t['unrated_units']} unrated)" if t["unrated_units"] else "")
+            )
+    return lines
 
 
 def export_records(ctx: Context, month: str, waba_id: str | None, fmt: str, out: IO[str]) -> int:

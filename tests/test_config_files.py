@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from processor.config_files import MARKETS, load_ratebook, read_table
-from processor.core.policies import AUTH_INTL, POLICIES
+from processor.core.policies import AUTH_INTL, MARKETING_LITE, POLICIES, REFERRAL
 from processor.core.rating import RateBook, country_of
 from processor.errors import SettingsError
 
@@ -55,24 +55,39 @@ def _countries() -> set[str]:
     return {row.cells["country"] for row in rows}
 
 
-def _check_days() -> list[date]:
-    """Each era's first day, and each day a market moves and the day before it."""
-    moves = [date(2025, 10, 1), date(2026, 7, 1), date(2026, 10, 1)]
-    return [p.starts for p in POLICIES] + moves + [d - timedelta(days=1) for d in moves]
+def _card_days() -> list[date]:
+    """Days covered by the published cards shipped (2026-07-01 on): first days, the day before
+    a move, and a late day."""
+    return [date(2026, 7, 1), date(2026, 9, 30), date(2026, 10, 1), date(2026, 12, 31)]
 
 
-@pytest.mark.parametrize("day", _check_days(), ids=str)
-def test_shipped_rates_price_every_market_in_every_era(shipped: RateBook, day: date) -> None:
-    """Every country's market has a USD rate for each category its era charges."""
+@pytest.mark.parametrize("day", _card_days(), ids=str)
+def test_shipped_rates_price_every_market_on_every_published_card(
+    shipped: RateBook, day: date
+) -> None:
+    """Every country's market has a USD rate for each category its era charges (issue 9: from
+    Meta's published cards; service is priced from 2026-10-01, free before)."""
     policy = max((p for p in POLICIES if p.starts <= day), key=lambda p: p.starts)
+    charged = policy.categories - {AUTH_INTL, MARKETING_LITE} - policy.free_categories
     markets = {shipped.market(c, day) for c in _countries()} | {"Other"}
     missing = [
         (market, category)
         for market in sorted(markets)
-        for category in sorted(policy.categories - {AUTH_INTL})
+        for category in sorted(charged)
         if shipped.rate(market, category, "USD", day) is None
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize("day", [p.starts for p in POLICIES if p.starts < date(2026, 7, 1)])
+def test_shipped_config_invents_no_rate_before_the_first_published_card(
+    shipped: RateBook, day: date
+) -> None:
+    """No public source gives these periods: units stay unrated (issue 9), never guessed.
+    (Replaces the check that invented example rows priced every era.)"""
+    markets = {shipped.market(c, day) for c in _countries()} | {"Other"}
+    categories = {c for p in POLICIES for c in p.categories} - {REFERRAL}
+    assert all(shipped.rate(m, c, "USD", day) is None for m in markets for c in categories)
 
 
 @pytest.mark.parametrize(
@@ -116,10 +131,11 @@ def test_shipped_config_has_two_currencies_for_india(shipped: RateBook) -> None:
 
 
 def test_shipped_tiers_are_metas_style(shipped: RateBook) -> None:
-    """India utility has marginal tiers from 0, the last unbounded."""
-    tiers = shipped.tiers("India", "utility", "USD", date(2026, 10, 1))
-    assert tiers[0].label == "1:100000" and tiers[-1].to_volume is None
-    assert "25000001:50000000" in [t.label for t in tiers]
+    """Brazil utility (Meta's 2026-10-01 USD tier file) has marginal tiers from 0, the last
+    unbounded. (India's tiers are not in a public source: it moved to Brazil.)"""
+    tiers = shipped.tiers("Brazil", "utility", "USD", date(2026, 10, 1))
+    assert tiers[0].label == "1:250000" and tiers[-1].to_volume is None
+    assert "250001:2000000" in [t.label for t in tiers]
 
 
 # -- reading files ---------------------------------------------------------------------------

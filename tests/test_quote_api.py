@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,11 @@ from tests.conftest import auth
 from tests.ledger_helpers import snapshot
 from tests.test_pipeline import post, run_workers
 
-NOV_2025 = 1_762_000_000 + 9 * 86_400  # pmp-2025-07
+# pmp-2025-07, inside the shipped USD card of 2026-07-01 (issue 9: the shipped config holds
+# Meta's published rates only; the earlier invented rows, which this file's 2025-11 dates used,
+# are gone)
+AUG_2026 = int(datetime(2026, 8, 10, tzinfo=UTC).timestamp())
+NOV_2025 = AUG_2026  # the name the cases below were written with
 H = 3_600
 
 
@@ -45,9 +50,9 @@ def chatting(client: Any, ctx: Context) -> None:
     [
         ({"category": "utility", "at": NOV_2025 + H},
          {"opens_charge": True, "billable": False, "reason": "utility_free_in_csw", "cost": "0"}),
-        ({"category": "utility", "at": NOV_2025 + 30 * H},
+        ({"category": "utility", "at": NOV_2025 + 30 * H},  # no public tier table before 2026-10
          {"opens_charge": True, "billable": True, "reason": "per_message_charge",
-          "cost": "0.0068", "tier": "1:100000"}),
+          "cost": "0.0068", "tier": None}),
         ({"category": "marketing", "at": NOV_2025 + H},
          {"billable": True, "cost": "0.0625", "market": "Brazil", "currency": "USD"}),
         ({"category": "service", "template": False, "at": NOV_2025 + H},
@@ -64,6 +69,14 @@ def test_quote_under_per_message_pricing(
     reply = ask(client, **{**fields, "at": iso(fields["at"])})
     assert reply.status_code == 200, reply.json
     assert {k: reply.json[k] for k in expected} == expected
+
+
+def test_quote_names_metas_volume_tier(client: Any, chatting: None) -> None:
+    """From 2026-10-01 the shipped config has Meta's Brazil utility tiers (first: 0-250,000)."""
+    at = int(datetime(2026, 11, 10, tzinfo=UTC).timestamp())
+    reply = ask(client, category="utility", at=iso(at)).json
+    assert (reply["billable"], reply["cost"], reply["tier"]) == (True, "0.0068", "1:250000")
+    assert reply["volume"] == {"position": 1, "tier": "1:250000"}
 
 
 def test_quote_changes_nothing(client: Any, ctx: Context, chatting: None) -> None:

@@ -48,14 +48,29 @@ class WabaSettings:
     """What rating needs to know about one WABA (Messaging account)."""
 
     waba_id: str
-    currency: str
+    currency: str  # the billing currency of its first row
     timezone: ZoneInfo
     portfolio_id: str
+    changes: tuple[tuple[date, str], ...] = ()  # (effective_from, currency) of later rows
 
     @classmethod
     def default(cls, waba_id: str) -> WabaSettings:
         """An unconfigured WABA: USD, UTC, its own portfolio."""
         return cls(waba_id, DEFAULT_CURRENCY, UTC, waba_id)
+
+    def currency_on(self, day: date) -> str:
+        """The billing currency in force on ``day`` (the WABA's local date)."""
+        found = self.currency
+        for since, currency in sorted(self.changes):
+            if since <= day:
+                found = currency
+        return found
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """Every billing currency the WABA has had, first one first."""
+        seen = [self.currency, *(c for _, c in sorted(self.changes))]
+        return tuple(dict.fromkeys(seen))
 
 
 @dataclass(frozen=True)
@@ -190,8 +205,14 @@ class RateBook:
         return country_of(user_id)
 
     def market(self, country: str | None, day: date) -> str:
-        timeline = self._markets.get(country) if country else None
-        return (timeline.at(day) if timeline else None) or OTHER
+        """The market of ``country`` on ``day``: its own row, else the row of its calling
+        code's main country (Guernsey -> GB's market), else ``Other``."""
+        for candidate in (country, main_country(country)):
+            timeline = self._markets.get(candidate) if candidate else None
+            found = timeline.at(day) if timeline else None
+            if found:
+                return found
+        return OTHER
 
     # -- prices --------------------------------------------------------------------------
 
@@ -222,20 +243,22 @@ class RateBook:
         return amount * (1 + markup.percent / 100) + markup.fixed_per_unit
 
     def rate_unit(self, unit: Unit, waba_id: str, user_id: str) -> Rating:
-        """Rate ``unit`` sent by ``waba_id`` to ``user_id``, on its local charge date."""
+        """Rate ``unit`` sent by ``waba_id`` to ``user_id``, on its local charge date, in the
+        WABA's currency in force that day, from that currency's rates and tiers of that day."""
         waba = self.waba(waba_id)
         day = local_date(unit.charge_time, waba.timezone)
         country, source = self.country_of(user_id)
         market = self.market(country, day)
-        rate = self.rate(market, unit.category, waba.currency, day)
+        currency = waba.currency_on(day)
+        rate = self.rate(market, unit.category, currency, day)
         return Rating(
             country=country,
             country_source=source,
             market=market,
-            currency=waba.currency,
+            currency=currency,
             rate=rate,
             billed_rate=self._billed_rate(rate, waba_id),
-            tiers=self.tiers(market, unit.category, waba.currency, day, waba_id),
+            tiers=self.tiers(market, unit.category, currency, day, waba_id),
         )
 
     def _rate_at(self, key: RateKey, day: date) -> Decimal | None:
@@ -268,6 +291,17 @@ def country_of(user_id: str) -> tuple[str | None, str]:
     if bsuid:
         return bsuid.group(1).upper(), BSUID
     return None, UNKNOWN
+
+
+@lru_cache(maxsize=1024)
+def main_country(country: str | None) -> str | None:
+    """The main country of ``country``'s calling code (GG, JE, IM -> GB; PR -> US; KZ -> RU);
+    None when it is its own main country or has no calling code."""
+    if not country:
+        return None
+    code = phonenumbers.country_code_for_region(country)
+    main = phonenumbers.region_code_for_country_code(code) if code else None
+    return None if main in _NO_REGION or main == country else main
 
 
 @lru_cache(maxsize=65_536)

@@ -9,7 +9,7 @@ Key                                    Type    Lifetime
 {p}:usage:{waba_id}:{month}            hash    usage line -> unit count (RECORDS_RETENTION_DAYS)
 {p}:b:{scope}:...:{month}              zset    ordered units of an allowance / tier bucket
                                                (members "wamid|waba_id|month|record_id"),
-{p}:b:...:{month}:t                    string  and its tier table (month end + horizon)
+{p}:b:...:{month}:t                    string  bounds of its members' tables (month end + horizon)
 {p}:records                            stream  every record version (RECORDS_FEED_MAXLEN)
 {p}:months                             set     "waba_id|month" pairs that have records
 {p}:phones                             hash    phone_number_id -> waba_id (for quotes)

@@ -35,6 +35,7 @@ DUPLICATE, CONFLICT, APPLIED = 0, 1, 2
 TOO_LATE = "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
 UNIT_FIELDS = tuple(f.name for f in fields(Unit))
 SCRIPT = resources.files("processor.store").joinpath("lua/apply.lua")
+PRICING = resources.files("processor.store").joinpath("lua/pricing.lua")
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Ledger:
         self.redis, self.keys, self.ratebook, self.config = client, keys, ratebook, config
         self.book = book or PolicyBook()
         self.ops = OpBuilder(keys, ratebook, self.book)
-        self.source = SCRIPT.read_text()
+        self.source = PRICING.read_text() + "\n" + SCRIPT.read_text()
         self.sha = ""
         self.may_trim = True
 

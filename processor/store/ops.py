@@ -20,7 +20,8 @@ from processor.core.policies import (
     PolicyBook,
     local_month,
 )
-from processor.core.rating import RateBook, Rating, Tier
+from processor.core.pricing import PLAIN, Place, allowance_places, tier_places
+from processor.core.rating import RateBook, Rating
 from processor.store.keys import Keys
 
 # Record fields that say where a unit is booked; kept in Redis, not shown to users.
@@ -32,6 +33,7 @@ INTERNAL_FIELDS = (
     "bucket",
     "member",
     "score",
+    "places",
 )
 
 
@@ -53,15 +55,6 @@ def _dump(doc: dict[str, Any]) -> str:
 PAST_HORIZON = "past the pair's history horizon; "
 
 
-def tier_table(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
-    """Volume tiers as the apply script reads them (stored beside each tier bucket)."""
-    return [
-        {"to": t.to_volume, "rate": money(t.rate), "billed": money(t.billed_rate),
-         "free": None, "label": t.label}
-        for t in tiers
-    ]  # fmt: skip
-
-
 class OpBuilder:
     """Builds apply-script operations for the units and pending messages of one pair."""
 
@@ -73,13 +66,14 @@ class OpBuilder:
         waba = self.ratebook.waba(pair.waba_id)
         rating = self.ratebook.rate_unit(unit, pair.waba_id, pair.user_id)
         month = local_month(unit.charge_time, waba.timezone)
-        bucket, tiers = self._bucket(pair, unit, rating, waba.portfolio_id, month)
+        bucket, places = self._bucket(pair, unit, rating, waba.portfolio_id, month)
         rec = self.record(pair, unit, rating, month)
         rec["bucket"] = bucket
+        rec["places"] = [p.doc() for p in places]
         rec["member"] = f"{unit.wamid}|{pair.waba_id}|{month}|{unit.record_id}"
         rec["score"] = unit.charge_time
         op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
-        return _dump({**op, "rec": rec, "tiers": tiers}), month
+        return _dump({**op, "rec": rec}), month
 
     def void(self, pair: Pair, record_id: str, old_month: str | None) -> str:
         return _dump({"action": "void", "rid": record_id, "old": self._old(pair, old_month)})
@@ -117,18 +111,18 @@ class OpBuilder:
 
     def _bucket(
         self, pair: Pair, unit: Unit, rating: Rating, portfolio: str, month: str
-    ) -> tuple[str, list[dict[str, Any]]]:
-        plain: list[dict[str, Any]] = [{"to": None}]
+    ) -> tuple[str, tuple[Place, ...]]:
+        """The unit's bucket and its own table of places there (its currency, its date)."""
         if unit.bucket in (WABA_ALLOWANCE, PHONE_ALLOWANCE):
             allowance = self.book.by_id(unit.policy).allowance
             assert allowance is not None
             scope = pair.waba_id if unit.bucket == WABA_ALLOWANCE else pair.phone_number_id
             key = self.keys.bucket(unit.bucket, scope, month)
-            return key, [{"to": allowance.limit, "free": FREE_TIER}, *plain]
+            return key, allowance_places(allowance.limit, FREE_TIER)
         if unit.bucket == VOLUME_TIER and rating.tiers:
             key = self.keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category, month)
-            return key, tier_table(rating.tiers)
-        return "", plain
+            return key, tier_places(rating.tiers)
+        return "", PLAIN
 
     def pending_ops(
         self,

@@ -86,9 +86,14 @@ class Queries:
 def summarize(
     waba_id: str, month: str, currency: str, counters: dict[bytes, bytes]
 ) -> dict[str, Any]:
+    """Lines per category x market x billable/free reason x currency, totals per currency.
+
+    ``total_cost``/``total_billed_cost`` are the month's totals when it has one currency; a
+    month with two (a WABA whose currency changed) has them per currency in ``totals`` only
+    (amounts in different currencies are never added). Units with no rate are counted in
+    ``unrated_units`` and listed in ``unrated``."""
     lines: dict[tuple[Any, ...], dict[str, Any]] = {}
-    currencies: set[str] = set()
-    unrated = 0
+    unrated: dict[tuple[str, str, str], int] = {}
     for raw_line, raw_count in counters.items():
         count = int(raw_count)
         if count == 0:
@@ -98,24 +103,52 @@ def summarize(
         key = (f["category"], f["market"], billable, f["free_reason"] or None, f["currency"])
         line = lines.setdefault(key, _empty_line(*key))
         line["count"] += count
-        currencies.add(f["currency"])
         if billable and f["rate"] == "":
-            unrated += count
+            where = (f["category"], f["market"], f["currency"])
+            unrated[where] = unrated.get(where, 0) + count
+            line["unrated"] += count
         elif billable:
             line["cost"] += count * Decimal(f["rate"])
             line["billed_cost"] += count * Decimal(f["billed_rate"] or f["rate"])
     out = sorted(lines.values(), key=lambda x: (x["category"], x["market"], not x["billable"]))
+    totals = _totals(out)
+    single = len(totals) <= 1
+    only = next(iter(totals.values()), None)
     return {
         "waba_id": waba_id,
         "month": month,
-        "currency": currency if len(currencies) <= 1 else "mixed",
-        "total_cost": money(sum((x["cost"] for x in out), Decimal(0))),
-        "total_billed_cost": money(sum((x["billed_cost"] for x in out), Decimal(0))),
+        "currency": next(iter(totals), currency) if single else "mixed",
+        "total_cost": (only["cost"] if only else "0") if single else None,
+        "total_billed_cost": (only["billed_cost"] if only else "0") if single else None,
         "units": sum(x["count"] for x in out),
-        "unrated_units": unrated,
-        "lines": [
-            {**x, "cost": money(x["cost"]), "billed_cost": money(x["billed_cost"])} for x in out
+        "unrated_units": sum(unrated.values()),
+        "totals": totals,
+        "unrated": [
+            {"category": c, "market": m, "currency": cur, "count": n}
+            for (c, m, cur), n in sorted(unrated.items())
         ],
+        "lines": [_public_line(x) for x in out],
+    }
+
+
+def _public_line(line: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: v for k, v in line.items() if k != "unrated"}
+    return {**shown, "cost": money(line["cost"]), "billed_cost": money(line["billed_cost"])}
+
+
+def _totals(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per currency: cost, billed cost (decimal strings), units, unrated units."""
+    sums: dict[str, dict[str, Any]] = {}
+    for x in lines:
+        t = sums.setdefault(x["currency"], {"cost": Decimal(0), "billed_cost": Decimal(0),
+                                            "units": 0, "unrated_units": 0})  # fmt: skip
+        t["cost"] += x["cost"]
+        t["billed_cost"] += x["billed_cost"]
+        t["units"] += x["count"]
+        t["unrated_units"] += x["unrated"]
+    return {
+        cur: {**t, "cost": money(t["cost"]), "billed_cost": money(t["billed_cost"])}
+        for cur, t in sorted(sums.items())
     }
 
 
@@ -131,4 +164,5 @@ def _empty_line(
         "count": 0,
         "cost": Decimal(0),
         "billed_cost": Decimal(0),
+        "unrated": 0,
     }

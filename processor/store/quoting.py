@@ -9,11 +9,12 @@ import redis
 from processor.core.events import Pair
 from processor.core.history import PairHistory
 from processor.core.policies import FREE_TIER, VOLUME_TIER, PolicyBook, local_month
+from processor.core.pricing import PLAIN, allowance_places, price_at, tier_places
 from processor.core.quote import quote
 from processor.core.rating import RateBook
 from processor.store import codec
 from processor.store.keys import Keys
-from processor.store.ops import iso, money
+from processor.store.ops import iso
 
 
 class Quoter:
@@ -45,21 +46,20 @@ class Quoter:
             return {**out, "billable": False, "cost": "0" if q.allowed else None}
         rating = self.ratebook.rate_unit(unit, waba_id, user)
         month = local_month(at, waba.timezone)
-        free, rate, billed, tier = unit.free_reason, rating.rate, rating.billed_rate, None
-        if q.allowance_limit is not None and free is None and q.bucket_scope is not None:
+        places, position = PLAIN, 1
+        if q.allowance_limit is not None and unit.free_reason is None and q.bucket_scope:
             kind, scope, _ = q.bucket_scope
             used = self._before(self.keys.bucket(kind, scope, month), at)
             out["allowance"] = {"limit": q.allowance_limit, "used": used,
                                 "left": max(0, q.allowance_limit - used)}  # fmt: skip
-            free = FREE_TIER if used < q.allowance_limit else None
-        elif unit.bucket == VOLUME_TIER and rating.tiers and free is None:
+            places, position = allowance_places(q.allowance_limit, FREE_TIER), used + 1
+        elif unit.bucket == VOLUME_TIER and rating.tiers and unit.free_reason is None:
             key = self.keys.bucket(VOLUME_TIER, waba.portfolio_id, rating.market, unit.category,
                                    month)  # fmt: skip
-            position = self._before(key, at) + 1
-            chosen = next((t for t in rating.tiers if t.holds(position)), rating.tiers[-1])
-            rate, billed, tier = chosen.rate, chosen.billed_rate, chosen.label
-            out["volume"] = {"position": position, "tier": tier}
-        billable = free is None
+            places, position = tier_places(rating.tiers), self._before(key, at) + 1
+        priced = price_at(places, position, rating.rate, rating.billed_rate, unit.free_reason)
+        if unit.bucket == VOLUME_TIER and places != PLAIN:
+            out["volume"] = {"position": position, "tier": priced.tier}
         return {
             **out,
             "kind": unit.kind,
@@ -70,13 +70,7 @@ class Quoter:
             "country": rating.country,
             "market": rating.market,
             "currency": rating.currency,
-            "billable": billable,
-            "free_reason": free,
-            "rate": money(rate),
-            "billed_rate": money(billed),
-            "tier": tier,
-            "cost": money(rate) if billable else "0",
-            "billed_cost": money(billed) if billable else "0",
+            **priced.fields(),
         }
 
     def _before(self, bucket: str, at: int) -> int:

@@ -13,17 +13,26 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import redis
 
 from processor.core.model import Unit
-from processor.core.policies import VOLUME_TIER
-from processor.core.rating import RateBook, Tier
+from processor.core.policies import (
+    FREE_TIER,
+    PHONE_ALLOWANCE,
+    VOLUME_TIER,
+    WABA_ALLOWANCE,
+    PolicyBook,
+)
+from processor.core.pricing import PLAIN, Place, allowance_places, price_at, tier_places
+from processor.core.pricing import bounds as places_bounds
+from processor.core.rating import RateBook
 from processor.store import codec
 from processor.store.keys import Keys
-from processor.store.ops import money, tier_table
-from processor.store.queries import USAGE_LINE_FIELDS
+from processor.store.ops import money
+from processor.store.queries import USAGE_LINE_FIELDS, public
 
 ATTEMPTS = 10
 
@@ -55,12 +64,15 @@ def _as_unit(rec: dict[str, Any]) -> Unit:
 
 
 def reprice(
-    records: list[dict[str, Any]], ratebook: RateBook, keys: Keys
-) -> tuple[list[dict[str, Any]], dict[str, tuple[Tier, ...]]]:
+    records: list[dict[str, Any]], ratebook: RateBook, keys: Keys, book: PolicyBook | None = None
+) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
     """New money for ``records`` (all records of one month of every WABA of the portfolios),
-    and the tier table now in force for each volume-tier bucket."""
+    and the bounds of the tables of each volume-tier bucket's members (kept beside it).
+
+    Each tiered unit is priced from its own table (its WABA's currency and its charge date)
+    at its renumbered place, exactly as the apply script prices it."""
     out = []
-    tiered: dict[str, list[tuple[dict[str, Any], tuple[Tier, ...]]]] = defaultdict(list)
+    tiered: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for old in records:
         rec = dict(old)
         if rec.get("void"):
@@ -78,33 +90,60 @@ def reprice(
             key = keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category,
                               rec["billing_month"])  # fmt: skip
             rec["bucket"] = key
-            tiered[key].append((rec, rating.tiers))
+            rec["places"] = [p.doc() for p in tier_places(rating.tiers)]
+            tiered[key].append(rec)
         else:
             if rec.get("bucket", "").startswith(keys.bucket(VOLUME_TIER)):
-                rec["bucket"] = ""
-            _price(rec, rec["list_rate"], rec["list_billed_rate"], None)
+                rec["bucket"], rec["places"] = "", [p.doc() for p in PLAIN]
+            # an allowance place stays as booked: only the list rate changes
+            _price(rec, (Place(None, free=rec["free_reason"]),), 1)
+            _legacy_allowance_places(rec, book or PolicyBook())
         out.append(rec)
-    tables = {}
+    bounds: dict[str, list[int]] = {}
     for bucket, members in tiered.items():
-        members.sort(key=lambda m: (m[0]["score"], m[0]["member"]))
-        for position, (rec, tiers) in enumerate(members, 1):
-            tier = next((t for t in tiers if t.holds(position)), tiers[-1])
-            _price(rec, money(tier.rate), money(tier.billed_rate), tier.label)
-        tables[bucket] = members[-1][1]  # the table of the latest charge date
-    return out, tables
+        members.sort(key=lambda m: (m["score"], m["member"]))
+        tables = set()
+        for position, rec in enumerate(members, 1):
+            places = tuple(Place.from_doc(d) for d in rec["places"])
+            _price(rec, places, position)
+            tables.update(places_bounds(places))
+        bounds[bucket] = sorted(tables)
+    return out, bounds
 
 
-def _price(rec: dict[str, Any], rate: str | None, billed: str | None, label: str | None) -> None:
-    rec["rate"], rec["billed_rate"], rec["tier"] = rate, billed, label
-    if rec["billable"]:
-        rec["cost"], rec["billed_cost"] = rate, billed
-    else:
-        rec["cost"], rec["billed_cost"] = "0", "0"
+def _legacy_allowance_places(rec: dict[str, Any], book: PolicyBook) -> None:
+    """A record booked before records kept their table gets its allowance's, so that a later
+    shift moves it across the allowance's edge."""
+    if "places" in rec or rec.get("bucket_kind") not in (WABA_ALLOWANCE, PHONE_ALLOWANCE):
+        return
+    allowance = book.by_id(rec["policy"]).allowance
+    if allowance is not None:
+        rec["places"] = [p.doc() for p in allowance_places(allowance.limit, FREE_TIER)]
+
+
+def _price(rec: dict[str, Any], places: tuple[Place, ...], position: int) -> None:
+    rate, billed = rec["list_rate"], rec["list_billed_rate"]
+    priced = price_at(
+        places,
+        position,
+        None if rate is None else Decimal(rate),
+        None if billed is None else Decimal(billed),
+        rec.get("rule_free_reason"),
+    )
+    rec.update(priced.fields())
 
 
 class Rerater:
-    def __init__(self, client: redis.Redis, keys: Keys, ratebook: RateBook, feed_maxlen: int):
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        ratebook: RateBook,
+        feed_maxlen: int,
+        book: PolicyBook | None = None,
+    ):
         self.redis, self.keys, self.ratebook, self.feed_maxlen = client, keys, ratebook, feed_maxlen
+        self.book = book or PolicyBook()
 
     def wabas_for(self, month: str, waba_id: str | None) -> list[str]:
         """The WABAs to re-rate together: those of the month sharing a portfolio with the one."""
@@ -133,7 +172,7 @@ class Rerater:
             pipe.watch(*[self.keys.usage(w, month) for w in wabas])  # type: ignore[no-untyped-call]
             old = [json.loads(v) for w in wabas
                    for v in pipe.hvals(self.keys.records(w, month))]  # fmt: skip
-            new, tables = reprice(old, self.ratebook, self.keys)
+            new, bounds = reprice(old, self.ratebook, self.keys, self.book)
             tiers = self.keys.bucket(VOLUME_TIER)
             buckets = {r["bucket"] for r in old + new if r.get("bucket", "").startswith(tiers)}
             if buckets:
@@ -141,7 +180,7 @@ class Rerater:
             result.totals_before = _totals(old)
             pipe.multi()
             self._write(pipe, month, wabas, old, new, result)
-            self._rebuild_buckets(pipe, new, buckets, tables)
+            self._rebuild_buckets(pipe, new, buckets, bounds)
             pipe.execute()
         result.totals_after = _totals(new)
         return result
@@ -161,10 +200,15 @@ class Rerater:
             result.records += 1
             if not rec.get("void"):
                 usage[rec["waba_id"]][usage_line(rec)] += 1
-            if rec != before[rec["record_id"]]:
-                rec["version"] = before[rec["record_id"]]["version"] + 1
-                body = json.dumps(rec)
-                pipe.hset(self.keys.records(rec["waba_id"], month), rec["record_id"], body)
+            was = before[rec["record_id"]]
+            if rec == was:
+                continue
+            corrected = public(rec) != public(was)  # else only its internal places changed
+            if corrected:
+                rec["version"] = was["version"] + 1
+            body = json.dumps(rec)
+            pipe.hset(self.keys.records(rec["waba_id"], month), rec["record_id"], body)
+            if corrected:
                 pipe.xadd(self.keys.feed, {"r": body}, maxlen=self.feed_maxlen, approximate=True)
                 result.changed += 1
         for waba, lines in usage.items():
@@ -178,9 +222,9 @@ class Rerater:
         pipe: Any,
         new: list[dict[str, Any]],
         old: set[str],
-        tables: dict[str, tuple[Tier, ...]],
+        bounds: dict[str, list[int]],
     ) -> None:
-        """Tier buckets renumbered (members move with a changed market), new tier tables."""
+        """Tier buckets renumbered (members move with a changed market), and their bounds."""
         members: dict[str, dict[str, float]] = defaultdict(dict)
         for rec in new:
             bucket = rec.get("bucket", "")
@@ -194,12 +238,10 @@ class Rerater:
             pipe.delete(bucket)
             pipe.zadd(bucket, scores)
             pipe.expire(bucket, ttl)
-            pipe.set(bucket + ":t", json.dumps(tier_table(tables[bucket])), ex=ttl)
+            pipe.set(bucket + ":t", json.dumps(bounds[bucket]), ex=ttl)
 
 
 def _totals(records: list[dict[str, Any]]) -> dict[str, str]:
-    from decimal import Decimal
-
     sums: dict[str, Decimal] = defaultdict(Decimal)
     for rec in records:
         if rec.get("billable") and not rec.get("void") and rec.get("cost") is not None:

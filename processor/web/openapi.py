@@ -268,13 +268,29 @@ def _usage() -> Schema:
     return _object(
         waba_id=_str(WABA_PATTERN),
         month=_str(MONTH_PATTERN),
-        currency={"type": "string", "description": "The WABA's currency, or `mixed`."},
-        total_cost={**_money(), "description": "The sum of the records, to the last digit."},
-        total_billed_cost=_money(),
+        currency={"type": "string", "description": "The month's currency, or `mixed`."},
+        total_cost=_nullable({**_money(), "description": "The sum of the records, to the last "
+                              "digit; null in a month with two currencies (see totals)."}),
+        total_billed_cost=_nullable(_money()),
         units={"type": "integer", "minimum": 0},
         unrated_units={"type": "integer", "minimum": 0},
         lines={"type": "array", "items": _ref("UsageLine")},
-    )
+        totals={
+            "type": "object",
+            "description": "Per currency (a WABA's currency can change on a date).",
+            "additionalProperties": _object(
+                cost=_money(), billed_cost=_money(),
+                units={"type": "integer", "minimum": 0},
+                unrated_units={"type": "integer", "minimum": 0},
+            ),
+        },
+        unrated={
+            "type": "array",
+            "description": "Billable units the rate card has no price for.",
+            "items": _object(category=_str(), market=_str(), currency=_str(),
+                             count={"type": "integer", "minimum": 1}),
+        },
+    )  # fmt: skip
 
 
 def _record() -> Schema:

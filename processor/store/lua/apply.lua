@@ -5,7 +5,8 @@ new pair state, then books every unit the event created, changed or voided: its 
 ordered bucket (free allowance or volume tiers), its money, the usage counter, the month's
 record hash and a record version on the feed stream.
 
-A unit that a shift moves across a tier or allowance boundary is repriced here too (a
+A unit that a shift moves across a tier or allowance boundary of its own table (each unit
+carries the table of its own currency and charge date) is repriced here too (a
 correction: the same record_id, a higher version). Bucket members are
 "<wamid>|<waba_id>|<month>|<record_id>", so that its record is found from the member; record
 and usage keys are the prefixes below followed by "<waba_id>:<month>" (the keys module in
@@ -25,8 +26,8 @@ ARGV[7]  records key prefix           ARGV[8]  usage key prefix
 ARGV[9]  bucket TTL, seconds
 ARGV[10] unit operations, a JSON array of:
            {action = "put" | "void", rid, old = records key of the stored version or "",
-            rec = {record fields; money is set here; bucket, member, score: its place},
-            tiers = [{to, rate, billed, free, label}]  (rate/billed: volume tiers only)}
+            rec = {record fields; money is set here; bucket, member, score: its place;
+                   places = its own table [{to, rate, billed, free, label}], pricing.lua}}
 ARGV[11] pending operations, a JSON array of: {key, field, value (null = delete)}
 ARGV[12] lifetime of a month's records, usage and pending list after a change, seconds
 
@@ -56,13 +57,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 
 local feed, feed_maxlen, months, keep = KEYS[2], ARGV[6], KEYS[3], ARGV[12]
 local records_prefix, usage_prefix, bucket_ttl = ARGV[7], ARGV[8], ARGV[9]
-local null = cjson.null
 local written = 0
 local touched = {}  -- "waba_id:month" of the records written
-
-local function present(v)
-  return v ~= nil and v ~= null
-end
 
 local function text(v)
   return present(v) and tostring(v) or ''
@@ -89,22 +85,6 @@ local function count(rec, delta)
   end
 end
 
--- Money of a record placed in `tier`: a volume tier has its own rate; an allowance place
--- (`free`) or a plain place keeps the record's list rate.
-local function price(rec, tier)
-  local free = present(tier.free) and tier.free or rec.rule_free_reason
-  rec.billable = not present(free)
-  rec.free_reason = present(free) and free or null
-  rec.rate = present(tier.rate) and tier.rate or rec.list_rate
-  rec.billed_rate = present(tier.billed) and tier.billed or rec.list_billed_rate
-  rec.tier = present(tier.label) and tier.label or null
-  if rec.billable then
-    rec.cost, rec.billed_cost = rec.rate, rec.billed_rate
-  else
-    rec.cost, rec.billed_cost = '0', '0'
-  end
-end
-
 local function save(rec)
   local body = cjson.encode(rec)
   touched[rec.waba_id .. ':' .. rec.billing_month] = rec
@@ -113,25 +93,21 @@ local function save(rec)
   written = written + 1
 end
 
-local function tier_at(tiers, position)
-  for i, tier in ipairs(tiers) do
-    if not present(tier.to) or position <= tier.to then
-      return i
-    end
-  end
-  return #tiers
-end
-
--- A unit that a shift moved across a boundary gets its new money and a new version.
-local function reprice(member, tier)
+-- A unit that a shift moved to `position` is priced again from its own places; if its money
+-- changed it gets a new version. (A record booked before records kept their places has none:
+-- `wa-billing rerate` its month.)
+local function reprice(member, position)
   local waba, month, rid = string.match(member, '|([^|]+)|([^|]+)|([^|]+)$')
   local body = redis.call('HGET', records_prefix .. waba .. ':' .. month, rid)
   if not body then
     return
   end
   local rec = cjson.decode(body)
+  if not present(rec.places) then
+    return
+  end
   local before = line_of(rec)
-  price(rec, tier)
+  price_at(rec, rec.places, position)
   if line_of(rec) == before then
     return
   end
@@ -141,11 +117,38 @@ local function reprice(member, tier)
   save(rec)
 end
 
-local function tiers_of(bucket)
-  return cjson.decode(redis.call('GET', bucket .. ':t') or '[]')
+-- The positions where some member's place changes: the union of the `to`s of the tables of
+-- every unit ever booked in the bucket (stored beside it; an older version stored one table).
+local function bounds_of(bucket)
+  local out = {}
+  for _, b in ipairs(cjson.decode(redis.call('GET', bucket .. ':t') or '[]')) do
+    if type(b) == 'table' then
+      b = b.to
+    end
+    if present(b) then
+      out[#out + 1] = b
+    end
+  end
+  return out
 end
 
--- Take a unit out of its bucket; the units behind it move one place forward.
+local function add_bounds(bucket, places)
+  local seen, all = {}, {}
+  for _, b in ipairs(bounds_of(bucket)) do
+    seen[b], all[#all + 1] = true, b
+  end
+  for _, place in ipairs(places) do
+    if present(place.to) and not seen[place.to] then
+      seen[place.to], all[#all + 1] = true, place.to
+    end
+  end
+  table.sort(all)
+  redis.call('SET', bucket .. ':t', #all > 0 and cjson.encode(all) or '[]', 'EX', bucket_ttl)
+  return all
+end
+
+-- Take a unit out of its bucket; the units behind it move one place forward (the one now at
+-- a bound b, from b + 1, may change place).
 local function unbook(rec)
   local bucket = rec.bucket
   if bucket == '' then
@@ -157,38 +160,36 @@ local function unbook(rec)
   end
   local size = redis.call('ZCARD', bucket)
   redis.call('ZREM', bucket, rec.member)
-  local k, tiers = rank + 1, tiers_of(bucket)
-  for i, tier in ipairs(tiers) do
-    local b = tier.to
-    if present(b) and b >= k and size - 1 >= b then
-      reprice(redis.call('ZRANGE', bucket, b - 1, b - 1)[1], tiers[i])
+  local k = rank + 1
+  for _, b in ipairs(bounds_of(bucket)) do
+    if b >= k and size - 1 >= b then
+      reprice(redis.call('ZRANGE', bucket, b - 1, b - 1)[1], b)
     end
   end
 end
 
--- Put a unit in its bucket (if it has one) and price it by its place; the units behind it
--- move one place back.
-local function book(rec, tiers, same_place)
+-- Put a unit in its bucket (if it has one) and price it by its place in its own table; the
+-- units behind it move one place back (the one now at b + 1, from a bound b, may change place).
+local function book(rec, same_place)
   local bucket = rec.bucket
   if bucket == '' then
-    price(rec, tiers[1])
+    price_at(rec, rec.places, 1)
     return
   end
-  redis.call('SET', bucket .. ':t', cjson.encode(tiers), 'EX', bucket_ttl)
+  local all = add_bounds(bucket, rec.places)
   if not same_place then
     redis.call('ZADD', bucket, rec.score, rec.member)
     redis.call('EXPIRE', bucket, bucket_ttl)
   end
   local k = redis.call('ZRANK', bucket, rec.member) + 1
-  price(rec, tiers[tier_at(tiers, k)])
+  price_at(rec, rec.places, k)
   if same_place then
     return
   end
   local size = redis.call('ZCARD', bucket)
-  for i, tier in ipairs(tiers) do
-    local b = tier.to
-    if present(b) and b >= k and size > b and tiers[i + 1] then
-      reprice(redis.call('ZRANGE', bucket, b, b)[1], tiers[i + 1])
+  for _, b in ipairs(all) do
+    if b >= k and size > b then
+      reprice(redis.call('ZRANGE', bucket, b, b)[1], b + 1)
     end
   end
 end
@@ -220,7 +221,7 @@ local function apply_unit(op)
     rec.void, rec.billable, rec.cost, rec.billed_cost = true, false, '0', '0'
   else
     rec.void = false
-    book(rec, op.tiers, same_place)
+    book(rec, same_place)
     count(rec, 1)
   end
   rec.version = old and (old.version + 1) or 1

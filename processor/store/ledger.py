@@ -9,9 +9,11 @@ pair changed meanwhile by another worker (a version conflict) is decided again o
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import sys
+import time
 import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
@@ -25,6 +27,8 @@ from processor.core.history import PairHistory
 from processor.core.model import Evaluation, Unit, evaluate, trim
 from processor.core.policies import PolicyBook
 from processor.core.rating import RateBook
+from processor.errors import StoreUnavailable
+from processor.store.cluster import TRANSIENT, Router
 from processor.store.keys import Keys
 from processor.store.ops import OpBuilder
 
@@ -44,6 +48,9 @@ class LedgerConfig:
     pair_horizon: int
     records_retention: int
     feed_maxlen: int
+    wait_replicas: int = 0  # WAIT for this many replicas after each node's batch (cluster)
+    wait_ms: int = 200
+    retry_seconds: float = 30.0  # how long a moving store (failover, moved slots) is retried
 
     @property
     def bucket_ttl(self) -> int:
@@ -76,6 +83,22 @@ class _Call:
     args: list[Any]
 
 
+@dataclass
+class _Touch:
+    """What one call's operations may touch besides its pair and claims."""
+
+    months: set[tuple[str, str]] = field(default_factory=set)  # (waba_id, month)
+    buckets: set[str] = field(default_factory=set)
+    wide: bool = False  # a shared bucket: units of every WABA of the portfolio may move
+    legacy: bool = False  # a unit booked before its bucket was kept in the history
+
+    def unit(self, waba_id: str, month: str, bucket: str, shared: bool) -> None:
+        self.months.add((waba_id, month))
+        if bucket:
+            self.buckets.add(bucket)
+            self.wide = self.wide or shared
+
+
 class Ledger:
     def __init__(
         self,
@@ -91,6 +114,9 @@ class Ledger:
         self.source = PRICING.read_text() + "\n" + SCRIPT.read_text()
         self.sha = ""
         self.may_trim = True
+        self.router = Router(client)
+        self._registered: set[str] = set()  # tags known to be in the registry (cluster)
+        self._portfolio: dict[str, tuple[str, ...]] = {}
 
     # -- applying ------------------------------------------------------------------------------
 
@@ -101,23 +127,52 @@ class Ledger:
         knows older events are still on their way (another worker holds older bodies)."""
         self.may_trim = may_trim
         result = ApplyResult()
-        todo = list(events)
-        for _ in range(MAX_ROUNDS):
-            if not todo:
-                return result
-            todo = self._round(todo, result)
-        raise RuntimeError(f"{len(todo)} events still conflicting after {MAX_ROUNDS} rounds")
+        todo, rounds, outage_since, pause = list(events), 0, 0.0, 0.05
+        while todo:
+            errors: list[Exception] = []
+            todo = self._round(todo, result, errors)
+            if not errors:
+                rounds, outage_since, pause = rounds + 1, 0.0, 0.05
+                if todo and rounds >= MAX_ROUNDS:
+                    left = len(todo)
+                    raise RuntimeError(f"{left} events still conflicting after {rounds} rounds")
+                continue
+            outage_since = outage_since or time.monotonic()
+            if time.monotonic() - outage_since > self.config.retry_seconds:
+                raise StoreUnavailable(f"the ledger's Redis kept failing: {errors[0]!r}")
+            log.warning("ledger store moving (%s); trying again", _kind(errors[0]))
+            time.sleep(pause)  # a failover takes seconds; the calls are safe to send again
+            pause = min(pause * 2, 1.0)
+            self.router.refresh()
+        return result
 
-    def _round(self, events: list[Event], result: ApplyResult) -> list[Event]:
+    def _round(
+        self, events: list[Event], result: ApplyResult, errors: list[Exception]
+    ) -> list[Event]:
         by_pair: dict[Pair, list[Event]] = defaultdict(list)
         for event in events:
             by_pair[event.pair].append(event)
         pairs = list(by_pair)
-        stored = self._read(pairs)
+        try:
+            self._register(pairs)
+            stored = self._read(pairs)
+        except TRANSIENT as exc:
+            errors.append(exc)
+            return events
         calls: list[_Call] = []
         for pair in pairs:
             calls.extend(self._decide_pair(pair, stored[pair], by_pair[pair], result))
-        return self._run(calls, result)
+        return self._run(calls, result, errors)
+
+    def _register(self, pairs: list[Pair]) -> None:
+        """On a cluster: list the pairs' tags in the registry before their first write, and
+        record which WABA each phone number belongs to (for quotes), outside the script."""
+        if not self.router.cluster:
+            return
+        tags = {self.keys.tag(p.waba_id) for p in pairs} - self._registered
+        if tags:
+            self.redis.sadd(self.keys.tags, *sorted(tags))
+            self._registered |= tags
 
     def _read(self, pairs: list[Pair]) -> dict[Pair, tuple[bytes | None, str]]:
         """Each pair's stored (history JSON, version): ``PairHistory.loads``'s arguments."""
@@ -188,7 +243,8 @@ class Ledger:
             return []
         tz = self.ratebook.waba(pair.waba_id).timezone
         evaluation = evaluate(pair, history, tz, self.book)
-        unit_ops = self._unit_ops(pair, history, evaluation)
+        touch = _Touch()
+        unit_ops = self._unit_ops(pair, history, evaluation, touch)
         newest = history.newest()
         if self.may_trim and newest - history.oldest() > self.config.pair_horizon + DAY:
             # only after every event of the batch was evaluated and its units booked
@@ -198,6 +254,7 @@ class Ledger:
         )
         expected, history.version = history.version, secrets.token_hex(8)
         cfg, keys = self.config, self.keys
+        data_keys, index = self._data_keys(pair, touch, bool(pending_ops))
         args: list[Any] = [
             expected,
             history.version,
@@ -205,17 +262,49 @@ class Ledger:
             cfg.dedup_ttl,
             cfg.pair_horizon,
             cfg.feed_maxlen,
-            keys.records_prefix,
-            keys.usage_prefix,
+            len(new),
+            index,
             cfg.bucket_ttl,
             "[" + ",".join(unit_ops) + "]",
             "[" + ",".join(pending_ops) + "]",
             cfg.records_retention,
         ]
-        claims = (keys.claim(e.claim_id) for e in new)
-        return [_Call(new, [keys.pair(pair), keys.feed, keys.months, *claims], args)]
+        tag = keys.tag(pair.waba_id)
+        claims = [keys.claim(e.claim_id, pair.waba_id) for e in new]
+        head = [keys.pair(pair), keys.feed_of(tag), keys.months_of(tag)]
+        return [_Call(new, [*head, *claims, *data_keys], args)]
 
-    def _unit_ops(self, pair: Pair, history: PairHistory, evaluation: Evaluation) -> list[str]:
+    def _data_keys(self, pair: Pair, touch: _Touch, pending: bool) -> tuple[list[str], str]:
+        """The records, usage, bucket, bounds and pending keys a call may touch, and the
+        script's index of them (ARGV[8] of apply.lua)."""
+        keys, months = self.keys, touch.months
+        if touch.wide or touch.legacy:  # units of every WABA of the portfolio may move
+            wabas = self._wabas_in(pair.waba_id)
+            months = {(w, m) for _, m in months for w in wabas} | months
+        index: dict[str, Any] = {"m": {}, "t": {}}
+        out: list[str] = []
+        for waba, month in sorted(months):
+            pair_keys = [keys.records(waba, month), keys.usage(waba, month)]
+            index["m"][f"{waba}|{month}"] = pair_keys
+            out += pair_keys
+        for bucket in sorted(touch.buckets):
+            index["t"][bucket] = keys.bounds(bucket)
+            out += [bucket, keys.bounds(bucket)]
+        if touch.legacy and not self.router.cluster:
+            index["legacy"] = True
+        if pending:
+            out.append(keys.pending(pair.waba_id))
+        return out, json.dumps(index, separators=(",", ":"))
+
+    def _wabas_in(self, waba_id: str) -> tuple[str, ...]:
+        found = self._portfolio.get(waba_id)
+        if found is None:
+            found = self._portfolio[waba_id] = self.ratebook.wabas_in(waba_id)
+        return found
+
+    def _unit_ops(
+        self, pair: Pair, history: PairHistory, evaluation: Evaluation, touch: _Touch
+    ) -> list[str]:
         ops = []
         now: dict[str, list[Any]] = {}
         for unit in evaluation.units:
@@ -224,32 +313,89 @@ class Ledger:
             if stored is not None and stored[0] == signature:
                 now[unit.record_id] = stored
                 continue
-            op, month = self.ops.put(pair, unit, stored[2] if stored else None)
+            op, month, bucket = self.ops.put(pair, unit, stored[2] if stored else None)
             ops.append(op)
-            now[unit.record_id] = [signature, unit.charge_time, month]
+            touch.unit(pair.waba_id, month, bucket, self.keys.shared_bucket(bucket))
+            if stored is not None:
+                self._touch_stored(pair, stored, touch)
+            now[unit.record_id] = [signature, unit.charge_time, month, bucket]
         for rid in history.units.keys() - now.keys():
             ops.append(self.ops.void(pair, rid, history.units[rid][2]))
+            self._touch_stored(pair, history.units[rid], touch)
         history.units = now
         return ops
 
-    def _run(self, calls: list[_Call], result: ApplyResult) -> list[Event]:
+    def _touch_stored(self, pair: Pair, stored: list[Any], touch: _Touch) -> None:
+        """The stored version of a unit: its month's keys and its bucket (where it leaves)."""
+        if len(stored) < 4:  # booked by a version that did not keep its bucket
+            touch.months.add((pair.waba_id, stored[2]))
+            touch.legacy = True
+            return
+        touch.unit(pair.waba_id, stored[2], stored[3], self.keys.shared_bucket(stored[3]))
+
+    def _run(
+        self, calls: list[_Call], result: ApplyResult, errors: list[Exception] | None = None
+    ) -> list[Event]:
+        """Send the calls, one pipeline per node; the events to decide again."""
         if not calls:
             return []
-        if not self.sha:
-            self.sha = self.redis.script_load(self.source)
-        pipe = self.redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
-        pairs = {c.events[0].pair for c in calls}
-        pipe.hset(self.keys.phones, mapping={p.phone_number_id: p.waba_id for p in pairs})
-        replies = pipe.execute(raise_on_error=False)
-        if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
-            self.sha = ""  # Redis restarted or flushed its scripts: decide again, load again
+        errors = [] if errors is None else errors
+        phones: dict[Any, Any] = {
+            c.events[0].pair.phone_number_id: c.events[0].pair.waba_id for c in calls
+        }
+        try:
+            if not self.sha:
+                self.sha = self.redis.script_load(self.source)
+            if self.router.cluster:  # a key of its own slot: apart from the scripts
+                self.redis.hset(self.keys.phones, mapping=phones)
+        except TRANSIENT as exc:
+            errors.append(exc)
             return [e for c in calls for e in c.events]
-        for reply in replies:
+        retry: list[Event] = []
+        for node, members in self.router.groups([c.keys[0] for c in calls]):
+            group = [calls[i] for i in members]
+            extra = None if self.router.cluster else phones
+            retry += self._run_group(node, group, extra, result, errors)
+        return retry
+
+    def _run_group(
+        self,
+        node: redis.Redis,
+        group: list[_Call],
+        phones: dict[Any, Any] | None,
+        result: ApplyResult,
+        errors: list[Exception],
+    ) -> list[Event]:
+        pipe = node.pipeline(transaction=False)
+        for call in group:
+            pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
+        if phones:
+            pipe.hset(self.keys.phones, mapping=phones)
+        waits = self.router.cluster and self.config.wait_replicas > 0
+        if waits:  # on this connection: its writes reach a replica before the batch is acked
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", self.config.wait_replicas, self.config.wait_ms
+            )
+        everything = [e for c in group for e in c.events]
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except TRANSIENT as exc:
+            errors.append(exc)
+            return everything
+        scripts, rest = replies[: len(group)], replies[len(group) :]
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in scripts):
+            node.script_load(self.source)  # restarted, flushed or promoted: decide again
+            return everything
+        moving = [r for r in scripts if isinstance(r, TRANSIENT)]
+        if moving:
+            errors.append(moving[0])
+            return everything
+        for reply in [*scripts, *rest]:
             if isinstance(reply, Exception):
                 raise reply
-        return self._outcomes(calls, replies, result)
+        if waits and int(rest[-1]) < self.config.wait_replicas:
+            log.warning("ledger writes not yet on %d replica(s)", self.config.wait_replicas)
+        return self._outcomes(group, scripts, result)
 
     def _outcomes(self, calls: list[_Call], replies: list[Any], result: ApplyResult) -> list[Event]:
         retry: list[Event] = []

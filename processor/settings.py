@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -53,6 +53,9 @@ class Settings:
     port: int = 8000
     workers: int = 2
     log_level: str = "INFO"
+    ledger_redis_url: str | None = None  # LEDGER_REDIS_URL (default: REDIS_URL)
+    ledger_redis_cluster: bool = False  # LEDGER_REDIS_CLUSTER: the ledger URL names a cluster
+    ledger_wait_replicas: int = 0  # LEDGER_WAIT_REPLICAS (default 1 on a cluster)
 
     @property
     def signature_required(self) -> bool:
@@ -128,6 +131,25 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _ledger_settings(r: _Reader) -> tuple[str | None, bool, int]:
+    """Where the billing state lives: LEDGER_REDIS_URL (default REDIS_URL), a cluster or not."""
+    url = r.typed("LEDGER_REDIS_URL", None, _redis_url, "a redis://, rediss:// or unix:// URL")
+    cluster = r.flag("LEDGER_REDIS_CLUSTER")
+    if cluster and not (url or r.text("REDIS_URL")):
+        r.problems.append(
+            "LEDGER_REDIS_CLUSTER=true needs LEDGER_REDIS_URL (a node of the cluster)"
+        )
+    waits = r.typed("LEDGER_WAIT_REPLICAS", 1 if cluster else 0, _count, "a replica count")
+    return url, cluster, waits
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
 def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
     """Build the settings from ``environ``; raise :class:`SettingsError` listing every problem.
 
@@ -176,6 +198,13 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         port=r.typed("PORT", 8000, _positive_int, "a port number"),
         workers=r.typed("WORKERS", 2, _positive_int, "a positive integer"),
         log_level=(r.text("LOG_LEVEL") or "INFO").upper(),
+    )
+    ledger_url, ledger_cluster, ledger_waits = _ledger_settings(r)
+    settings = replace(
+        settings,
+        ledger_redis_url=ledger_url,
+        ledger_redis_cluster=ledger_cluster,
+        ledger_wait_replicas=ledger_waits,
     )
     if settings.dedup_ttl_seconds < 7 * DAY:
         r.problems.append("DEDUP_TTL_DAYS must be at least 7 (Meta retries for up to 7 days)")

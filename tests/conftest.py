@@ -107,3 +107,16 @@ def browser() -> Iterator[Any]:
 
     with chromium() as driver:
         yield driver
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real local Redis Cluster (3 primaries + 3 replicas, tests/cluster.py), started when a
+    test first asks for it and stopped at the end of the session."""
+    from tests.cluster import LocalCluster
+
+    local = LocalCluster(tmp_path_factory.mktemp("ledger-cluster"))
+    try:
+        yield local.start()
+    finally:
+        local.stop()

@@ -51,7 +51,9 @@ def traffic(seed: int = 7) -> list[bytes]:
 
 
 def reference(environ: dict[str, str], bodies: list[bytes]) -> dict[str, Any]:
-    settings = load_settings({**environ, "REDIS_PREFIX": environ["REDIS_PREFIX"] + "ref"})
+    """One worker, the ledger on the standalone Redis (whatever ``environ`` says)."""
+    alone = {k: v for k, v in environ.items() if not k.startswith("LEDGER_")}
+    settings = load_settings({**alone, "REDIS_PREFIX": environ["REDIS_PREFIX"] + "ref"})
     ctx = build_context(settings)
     try:
         for body in bodies:
@@ -86,6 +88,6 @@ def test_racing_workers_end_with_the_single_worker_result(
             proc.terminate()
         for proc in workers:
             proc.wait(timeout=15)
-    assert snapshot(ctx.redis, ctx.settings.redis_prefix) == expected
+    assert snapshot(ctx.ledger_redis, ctx.settings.redis_prefix) == expected
     conflicts = int(ctx.redis.hget(ctx.keys.stats, "apply_conflicts") or 0)
     print(f"compare-and-set conflicts resolved: {conflicts}")

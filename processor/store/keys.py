@@ -145,6 +145,11 @@ class Keys:
         return self._k("pending", "*")
 
     @property
+    def pending_pattern_cluster(self) -> str:
+        """The pending lists of every tag (SCAN MATCH pattern)."""
+        return self._k("{*}", "pending", "*")
+
+    @property
     def quarantine(self) -> str:
         return self._k("quarantine")
 

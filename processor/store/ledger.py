@@ -404,6 +404,13 @@ class Ledger:
             if code == APPLIED:
                 result.applied += len(call.events)
                 result.records += int(reply[1])
+                if len(reply) > 2 and int(reply[2]):
+                    log.error(
+                        "%d units of WABAs no longer in the portfolio of %s were not "
+                        "repriced: rerate their month",
+                        int(reply[2]),
+                        call.keys[0],
+                    )
             elif code == CONFLICT:  # another worker changed the pair: decide again
                 result.conflicts += len(call.events)
                 retry.extend(call.events)

@@ -40,7 +40,8 @@ ARGV[12] lifetime of a month's records, usage and pending list after a change, s
 
 Returns {0, i...} when the claims i (0-based) exist already: nothing applied;
         {1, current_version} on a version conflict: nothing applied;
-        {2, record_versions_written} applied.
+        {2, record_versions_written, units_not_repriced} applied (a unit of a WABA that
+        left the portfolio is not repriced by a shift: rerate its month).
 ]]
 
 local last_claim = 3 + tonumber(ARGV[7])
@@ -57,15 +58,10 @@ local version = redis.call('HGET', KEYS[1], 'v') or ''
 if version ~= ARGV[1] then
   return {1, version}
 end
-for i = 4, last_claim do
-  redis.call('SET', KEYS[i], '1', 'EX', ARGV[4])
-end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'h', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
 
 local feed, feed_maxlen, months, keep = KEYS[2], ARGV[6], KEYS[3], ARGV[12]
 local index, bucket_ttl = cjson.decode(ARGV[8]), ARGV[9]
-local written = 0
+local written, skipped = 0, 0
 local touched = {}  -- "waba_id:month" of the records written
 
 local declared = {}
@@ -138,7 +134,12 @@ end
 -- `wa-billing rerate` its month.)
 local function reprice(member, position)
   local waba, month, rid = string.match(member, '|([^|]+)|([^|]+)|([^|]+)$')
-  local body = redis.call('HGET', key(month_keys(waba, month)[1]), rid)
+  local found = index.m[waba .. '|' .. month]
+  if not found then  -- a WABA no longer in this portfolio: `wa-billing rerate` the month
+    skipped = skipped + 1
+    return
+  end
+  local body = redis.call('HGET', key(found[1]), rid)
   if not body then
     return
   end
@@ -272,10 +273,43 @@ local function apply_unit(op)
   save(rec)
 end
 
-for _, op in ipairs(cjson.decode(ARGV[10])) do
+-- Every key the operations name, checked before anything is written (a script that fails
+-- half-way keeps what it wrote): the stored versions, their buckets, the new records' keys.
+local unit_ops, pending_ops = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
+local function check_record(rec)
+  records_key(rec)
+  usage_key(rec)
+  if present(rec.bucket) and rec.bucket ~= '' then
+    if not index.legacy then
+      key(rec.bucket)
+    end
+    bounds_key(rec.bucket)
+  end
+end
+for _, op in ipairs(unit_ops) do
+  if op.old ~= '' then
+    local body = redis.call('HGET', key(op.old), op.rid)
+    if body then
+      check_record(cjson.decode(body))
+    end
+  end
+  if op.rec ~= nil then
+    check_record(op.rec)
+  end
+end
+for _, op in ipairs(pending_ops) do
+  key(op.key)
+end
+
+for i = 4, last_claim do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[4])
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'h', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+for _, op in ipairs(unit_ops) do
   apply_unit(op)
 end
-for _, op in ipairs(cjson.decode(ARGV[11])) do
+for _, op in ipairs(pending_ops) do
   if present(op.value) then
     redis.call('HSET', key(op.key), op.field, op.value)
     redis.call('EXPIRE', op.key, keep)
@@ -288,4 +322,4 @@ for _, rec in pairs(touched) do  -- months written to live on, and are listed
   redis.call('EXPIRE', usage_key(rec), keep)
   redis.call('SADD', months, rec.waba_id .. '|' .. rec.billing_month)
 end
-return {2, written}
+return {2, written, skipped}

@@ -5,10 +5,16 @@
   200 from one client. This is the rate the stack notes call the ceiling of "one atomic apply
   per event" on one Redis.
 * **real apply.lua**: the processor's own script, driven directly with pre-built arguments:
-  the traffic's events are decided in Python first with the ledger's own (private) methods,
-  batch by batch as a drain job groups them (untimed for this figure; the time is reported
-  apart as the decide cost), then each batch's calls are sent by the ledger's own sender (one
-  pipeline per batch). The records it leaves are checked like a drain's.
+  the traffic's events are decided in Python first with the ledger's own decision step, batch
+  by batch as a drain job groups them (untimed for this figure; the time is reported apart as
+  the decide cost), then each batch's calls are sent by the ledger's own sender (one pipeline
+  per batch). The records it leaves are checked like a drain's.
+
+The ledger has no public "decide without sending" entry point, so two private methods are
+used here (``Ledger._decide`` and ``Ledger._run``); each pair's state is held as the public
+:class:`~processor.core.history.PairHistory` (which ``_decide`` updates in place, version
+included), never as the ledger's stored-tuple form, so a change of that form cannot break the
+benchmark. ``tests/test_bench_smoke.py`` runs this section in CI.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from bench.check import CheckResult, check
 from bench.env import Bench, commandstats, stats_delta
 from bench.traffic import Traffic
 from processor.core.events import Event, Pair
+from processor.core.history import PairHistory
 from processor.core.parse import parse_body
 from processor.store.ledger import ApplyResult, Ledger
 
@@ -80,23 +87,20 @@ def bare(client: redis.Redis, calls: int) -> float:
     return time.perf_counter() - start
 
 
-def decide_all(
-    ledger: Ledger, batches: list[list[Event]], stored: dict[Pair, Any]
-) -> list[list[Any]]:
+def decide_all(ledger: Ledger, batches: list[list[Event]]) -> list[list[Any]]:
     """The apply calls of each batch of events (as a drain job groups them), decided in order
-    with the ledger's own methods; ``stored`` starts as ``Ledger._read`` returned it (empty) and
-    follows each pair's history from call to call, as Redis would."""
+    with the ledger's own decision step; each pair's history starts empty (the database was
+    flushed) and is carried from call to call in memory, as Redis would hold it."""
     result, out = ApplyResult(), []
+    histories: dict[Pair, PairHistory] = defaultdict(PairHistory)
     for batch in batches:
         by_pair: dict[Pair, list[Event]] = defaultdict(list)
         for event in batch:
             by_pair[event.pair].append(event)
         calls = []
         for pair, pair_events in by_pair.items():
-            decided = ledger._decide_pair(pair, stored[pair], pair_events, result)
-            if decided:
-                stored[pair] = (decided[-1].args[1], decided[-1].args[2])  # (version, history)
-            calls.extend(decided)
+            # updates the history in place, its version token included
+            calls.extend(ledger._decide(pair, histories[pair], pair_events, result))
         out.append(calls)
     return out
 
@@ -126,9 +130,8 @@ def run(bench: Bench, traffic: Traffic, bare_calls: int) -> Ceiling:
     ]
     parse_seconds = time.perf_counter() - start
     events = [e for b in batches for e in b]
-    stored = ctx.ledger._read(sorted({e.pair for e in events}, key=str))  # empty histories
     start = time.perf_counter()
-    decided = decide_all(ctx.ledger, batches, stored)
+    decided = decide_all(ctx.ledger, batches)
     decide_seconds = time.perf_counter() - start
     calls = [c for b in decided for c in b]
     ctx.ledger.sha = ctx.redis.script_load(ctx.ledger.source)
@@ -139,7 +142,7 @@ def run(bench: Bench, traffic: Traffic, bare_calls: int) -> Ceiling:
         bare_calls=bare_calls,
         bare_seconds=bare_seconds,
         real_calls=len(calls),
-        real_events=sum(len(_claimed(c)) for c in calls),
+        real_events=sum(len(c.events) for c in calls),
         real_seconds=real_seconds,
         parse_seconds=parse_seconds,
         decide_seconds=decide_seconds,
@@ -149,8 +152,3 @@ def run(bench: Bench, traffic: Traffic, bare_calls: int) -> Ceiling:
     )
     ctx.close()
     return result
-
-
-def _claimed(call: Any) -> list[Event]:
-    """The events a ledger call claims (``events`` in newer ledgers, ``event`` in older)."""
-    return list(call.events) if hasattr(call, "events") else [call.event]

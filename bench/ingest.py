@@ -215,14 +215,14 @@ def free_port() -> int:
 
 
 def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         conn.request("GET", "/healthz")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
+        return conn.getresponse().status == 200
     except OSError:
         return False
+    finally:
+        conn.close()  # also when the server is not up yet (no socket left open)
 
 
 def _start(

@@ -52,7 +52,7 @@ def up(port: int | None, workers: int | None, host: str) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
-@click.option("--name", default=None, help="Worker name (default: RQ's).")
+@click.option("--name", default=None, help="Worker name (default: <host>-<pid>).")
 def worker(burst: bool, name: str | None) -> None:
     """An RQ worker for the drain queue (start more to scale)."""
     from workers.runner import run_worker
@@ -156,20 +156,55 @@ def quarantine_list(limit: int) -> None:
 @click.option("--all", "everything", is_flag=True, help="Replay every quarantined item.")
 def quarantine_replay(item_ids: tuple[str, ...], everything: bool) -> None:
     """Queue the archived bodies of quarantined items again (after a fix)."""
-    from processor.store.quarantine import all_ids, replay
+    from processor.store.quarantine import all_ids
+    from workers.failures import replay_items
 
     if not item_ids and not everything:
         raise click.UsageError("give item ids, or --all")
     ctx = _context()
     ids = all_ids(ctx.redis, ctx.keys) if everything else list(item_ids)
-    done = replay(ctx.redis, ctx.keys, ids)
-    if done["replayed_bodies"]:
-        ctx.enqueue_drain()
+    done = replay_items(ctx, ids)  # also drops their failed jobs, queues a drain job
     click.echo(
-        f"replayed {done['replayed_bodies']} bodies for {done['items']} items"
-        f" ({done['missing_bodies']} bodies no longer archived)",
+        f"replayed {done.replayed_bodies} bodies for {len(done.removed)} items"
+        f" ({done.missing_bodies} bodies no longer archived)",
         err=True,
     )
+
+
+@main.command()
+@click.option("--waba", "waba_id", required=True, help="WABA id.")
+@click.option("--month", required=True, help="Billing month YYYY-MM (the WABA's time zone).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+def reconcile(waba_id: str, month: str, fmt: str) -> None:
+    """Our figures beside Meta's pricing_analytics (exit 2 when Meta could not be asked)."""
+    import re
+
+    from processor.core.reconcile import MONTH_PATTERN
+    from processor.graph import GraphError
+    from processor.reconciling import print_result, run
+
+    if not re.fullmatch(r"[0-9]{1,32}", waba_id):
+        raise click.BadParameter("must be a WABA id (digits)", param_hint="--waba")
+    if not re.fullmatch(MONTH_PATTERN, month):
+        raise click.BadParameter("must be YYYY-MM (years 1970 to 9998)", param_hint="--month")
+    ctx = _context()
+    try:
+        result = run(ctx, waba_id, month)
+    except GraphError as exc:
+        click.echo(f"Meta could not be asked: {exc.message}", err=True)
+        click.echo(f"fbtrace_id: {exc.fbtrace_id or '-'}", err=True)
+        sys.exit(2)
+    print_result(result, fmt, sys.stdout)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts (default: a table).")
+def status(as_json: bool) -> None:
+    """Pipeline state: inbox lag, pending per worker, queue, failed, workers, last drain."""
+    from workers.status import pipeline_state, print_state
+
+    ctx = _context()
+    print_state(pipeline_state(ctx), "json" if as_json else "table", sys.stdout)
 
 
 def _month(value: str) -> str:
@@ -179,6 +214,20 @@ def _month(value: str) -> str:
         raise click.BadParameter("must be YYYY-MM", param_hint="--month")
     return value
 
+
+from processor.sinks.cli import sink, sinks  # noqa: E402  (issue 14)
+
+main.add_command(sink)
+main.add_command(sinks)
+
+
+def _add_commands() -> None:
+    from processor.cli_money import quote
+
+    main.add_command(quote)
+
+
+_add_commands()
 
 if __name__ == "__main__":
     main()

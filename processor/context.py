@@ -9,7 +9,9 @@ import redis
 from redis import Redis
 from rq import Queue
 
+from processor.budget_files import load_budgets
 from processor.config_files import load_ratebook
+from processor.core.budget import Budget
 from processor.core.rating import RateBook
 from processor.settings import DAY, Settings
 from processor.store.cluster import cluster_client
@@ -71,6 +73,11 @@ class Context:
         return self._ratebook
 
     @functools.cached_property
+    def budget_file(self) -> dict[str, Budget]:
+        """budgets.csv (optional): waba_id or ``*`` -> budget."""
+        return load_budgets(self.settings.config_dir)
+
+    @functools.cached_property
     def ledger(self) -> Ledger:
         s = self.settings
         config = LedgerConfig(
@@ -88,13 +95,18 @@ class Context:
         return Queue(self.settings.queue_name, connection=self.redis)
 
     def enqueue_drain(self) -> None:
-        """Queue one drain job (jobs carry many bodies each; see workers/drain.py)."""
+        """Queue one drain job (jobs carry many bodies each; see workers/drain.py); its
+        description says how many bodies wait, and it stays DRAIN_RESULT_TTL once finished."""
+        from workers.jobs import queued_description
+
+        backlog = self.inbox.backlog()
         self.queue.enqueue(
             DRAIN_JOB,
             job_timeout=max(60, int(self.settings.drain_max_seconds * 6)),
-            result_ttl=300,
+            result_ttl=self.settings.drain_result_ttl_seconds,
             failure_ttl=7 * DAY,
-            description="drain the webhook inbox",
+            description=queued_description(backlog),
+            meta={"kind": "drain", "waiting": backlog["lag"]},
         )
 
     def close(self) -> None:
@@ -115,4 +127,5 @@ def build_context(settings: Settings, *, with_ratebook: bool = True) -> Context:
     )
     if with_ratebook:
         _ = ctx.ratebook  # fail at start-up, not at the first event
+        _ = ctx.budget_file
     return ctx

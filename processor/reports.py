@@ -78,8 +78,14 @@ def export_records(ctx: Context, month: str, waba_id: str | None, fmt: str, out:
         writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
         writer.writeheader()
     count = 0
-    for waba, m in ctx.queries.months(waba_id, month):
-        for record in ctx.queries.records(waba, m):
+    from processor.sinks.archive import Archive, from_redis_or_postgres
+
+    months = set(ctx.queries.months(waba_id, month))
+    if ctx.settings.postgres_url:  # months Redis no longer holds are read from PostgreSQL
+        months |= set(Archive(ctx.settings.postgres_url).months(waba_id, month))
+    for waba, m in sorted(months):
+        source: Any = from_redis_or_postgres(ctx, waba, m) or ctx.queries
+        for record in source.records(waba, m):
             if writer is not None:
                 writer.writerow(record)
             else:

@@ -33,6 +33,7 @@ def run_all(ctx: Context, port: int, workers: int, host: str) -> None:
         f"  dashboard     {base}/rq        (user: any, password: $API_TOKEN)\n"
         f"  usage API     {base}/v1/usage?waba_id=...&month=YYYY-MM\n"
         f"  metrics       {base}/metrics   health {base}/healthz\n"
+        f"  status        wa-billing status [--json]   (inbox, queue, failed, workers)\n"
         f"  redis         {ctx.redis_url}{' (embedded)' if ctx.embedded else ''}\n"
         f"  workers       {workers}\n"
         "Ctrl-C stops everything.",

@@ -120,3 +120,42 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield local.start()
     finally:
         local.stop()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (TEST_POSTGRES_URL's server, default 127.0.0.1:5432,
+    user postgres), dropped afterwards."""
+    import psycopg
+
+    admin = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"wab_test_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis: in CI (CI set) random examples, not Hypothesis's derandomized CI default,
+    so that CI keeps exploring; everywhere a failure prints its falsifying example and the
+    ``@reproduce_failure`` blob. Replay it from the CI log, fix, then keep the example as an
+    explicit ``@example`` on the test (see the README's "When a property test fails in CI").
+    ``HYPOTHESIS_PROFILE`` chooses another profile."""
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hypothesis
+
+    hypothesis.register_profile(
+        "wa-billing-ci",
+        derandomize=False,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    hypothesis.register_profile("wa-billing-dev", print_blob=True)
+    default = "wa-billing-ci" if os.environ.get("CI") else "wa-billing-dev"
+    hypothesis.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or default)

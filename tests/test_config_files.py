@@ -44,9 +44,18 @@ def shipped() -> RateBook:
     return load_ratebook(SHIPPED)
 
 
-def test_shipped_config_loads_without_problems(shipped: RateBook) -> None:
-    """config/ as shipped makes the processor work out of the box."""
-    assert isinstance(shipped, RateBook)
+@pytest.mark.parametrize("day", [date(2026, 7, 15), date(2026, 10, 1)], ids=str)
+@pytest.mark.parametrize(("country", "market"), [("BR", "Brazil"), ("IN", "India")])
+def test_shipped_config_loads_without_problems(
+    shipped: RateBook, day: date, country: str, market: str
+) -> None:
+    """config/ as shipped makes the processor work out of the box: it loads (load_ratebook
+    raises on any problem) and prices every template category for users in large markets with
+    a positive USD rate, in both per-message eras (on the published cards shipped)."""
+    assert shipped.market(country, day) == market
+    for category in ("marketing", "utility", "authentication"):
+        rate = shipped.rate(market, category, "USD", day)
+        assert rate is not None and rate > 0, (market, category, day)
 
 
 def _countries() -> set[str]:

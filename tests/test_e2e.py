@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +19,20 @@ from processor.context import Context
 from tests import payloads as p
 from tests.conftest import TOKEN, signed_headers
 from tests.fault_helpers import free_port, wait_for
+from tests.ledger_helpers import write_config
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def environ(environ: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The conftest environment with a test-owned rate book (tests/ledger_helpers.py: Brazil
+    marketing 0.0625, utility tiers from 0.0068) and a 10 % + 0.0001 markup on the WABA."""
+    config = write_config(tmp_path / "config")
+    (config / "markup.csv").write_text(f"waba_id,percent,fixed_per_unit\n{p.WABA},10,0.0001\n")
+    return {**environ, "BILLING_CONFIG_DIR": str(config)}
+
+
 T0 = 1_751_400_000  # 2025-07-01T20:00Z, pmp-2025-07
 H = 3_600
 
@@ -58,8 +71,8 @@ def processes(environ: dict[str, str], ctx: Context) -> Iterator[str]:
 
 def _up(base: str) -> bool:
     try:
-        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+        return requests.get(f"{base}/healthz", timeout=3).status_code == 200
+    except requests.RequestException:  # not listening yet, or still booting
         return False
 
 
@@ -152,10 +165,21 @@ def test_signed_webhooks_over_http_become_records_and_usage(
     assert by_wamid["wamid.o4"]["category"] == "marketing"
     usage = api(base, f"/v1/usage?waba_id={p.WABA}&month=2025-07")
     assert usage["units"] == 4
-    billable = {(line["category"], line["billable"]): line for line in usage["lines"]}
-    assert billable[("utility", True)]["count"] == 1
-    assert billable[("marketing", True)]["count"] == 1
-    assert usage["total_cost"] == str(sum_decimal(line["cost"] for line in usage["lines"]))
+    # By hand: o1 (service) and o2 (utility, in the window the user's message opened) are
+    # free; o3 is the month's first charged utility message (tier 1:2, 0.0068), o4 a marketing
+    # message (0.0625); o5 failed (no unit). Billed: each x 1.10 + 0.0001.
+    lines = sorted(
+        (x["category"], x["billable"], x["free_reason"], x["count"], x["cost"], x["billed_cost"])
+        for x in usage["lines"]
+    )
+    assert lines == [
+        ("marketing", True, None, 1, "0.0625", "0.06885"),
+        ("service", False, "free_customer_service", 1, "0", "0"),
+        ("utility", False, "free_customer_service", 1, "0", "0"),
+        ("utility", True, None, 1, "0.0068", "0.00758"),
+    ]
+    assert (usage["total_cost"], usage["total_billed_cost"]) == ("0.0693", "0.07643")
+    assert by_wamid["wamid.o3"]["tier"] == "1:2"
     report = subprocess.run(
         [sys.executable, "-m", "processor.cli", "report", "--waba", p.WABA, "--month", "2025-07"],
         env={**os.environ, **environ},
@@ -164,12 +188,6 @@ def test_signed_webhooks_over_http_become_records_and_usage(
         timeout=60,
         check=True,
     )
-    assert "marketing" in report.stdout and usage["total_cost"] in report.stdout
+    assert "marketing" in report.stdout and "total cost 0.0693 USD" in report.stdout
     metrics = requests.get(f"{base}/metrics", timeout=5).text
     assert 'wa_billing_events_total{outcome="duplicate"} 5.0' in metrics, metrics
-
-
-def sum_decimal(values: Any) -> Any:
-    from decimal import Decimal
-
-    return sum((Decimal(v) for v in values), Decimal(0))

@@ -1,4 +1,5 @@
-"""Several real worker processes racing over the same events end with the single-worker result."""
+"""Several real worker processes racing over the same events end with the single-worker result,
+and with the totals computed by hand for the traffic (not only those of another run)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +16,38 @@ from processor.context import Context, build_context
 from processor.settings import load_settings
 from tests import payloads as p
 from tests.fault_helpers import wait_for
-from tests.ledger_helpers import snapshot
+from tests.ledger_helpers import snapshot, write_config
 from workers.drain import drain, use_context
 
 pytestmark = pytest.mark.e2e
 T0 = 1_790_812_800 + 3 * 86_400  # October 2026: pmp-2026-10 (service allowance, tiers)
 USERS = [f"5511977{n:06d}" for n in range(12)]  # few users: the same pairs in every body
+
+
+@pytest.fixture
+def environ(environ: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The conftest environment with a test-owned rate book (tests/ledger_helpers.py)."""
+    return {**environ, "BILLING_CONFIG_DIR": str(write_config(tmp_path / "config"))}
+
+
+# By hand, for traffic(7): 480 delivered messages in October 2026 (pmp-2026-10), one unit each:
+# 227 service (free: the first 1,000 per business number), 117 marketing at 0.0625, 136 utility
+# charged in the month's volume tiers (2 x 0.0068 + 2 x 0.0060 + 132 x 0.0050; utility is
+# charged inside the customer service window from 2026-10) = 7.3125 + 0.0256 + 0.6600.
+HAND_TOTALS = {"units": 480, "free_tier": 227, "marketing": 117, "utility": 136,
+               "total_cost": "7.9981"}  # fmt: skip
+
+
+def hand_totals(ctx: Context) -> dict[str, Any]:
+    usage = ctx.queries.usage(p.WABA, "2026-10", "USD")
+    count = {(line["category"], line["free_reason"]): line["count"] for line in usage["lines"]}
+    return {
+        "units": usage["units"],
+        "free_tier": count.get(("service", "free_tier"), 0),
+        "marketing": count.get(("marketing", None), 0),
+        "utility": count.get(("utility", None), 0),
+        "total_cost": usage["total_cost"],
+    }
 
 
 def traffic(seed: int = 7) -> list[bytes]:
@@ -89,5 +117,7 @@ def test_racing_workers_end_with_the_single_worker_result(
         for proc in workers:
             proc.wait(timeout=15)
     assert snapshot(ctx.ledger_redis, ctx.settings.redis_prefix) == expected
+    assert hand_totals(ctx) == HAND_TOTALS
+    # the workers really raced: some of their decisions lost the compare-and-set
     conflicts = int(ctx.redis.hget(ctx.keys.stats, "apply_conflicts") or 0)
-    print(f"compare-and-set conflicts resolved: {conflicts}")
+    assert conflicts > 0, "no compare-and-set conflict: the workers never raced"

@@ -7,7 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from processor.core.model import Unit
@@ -331,7 +331,13 @@ def test_tier_for_kth_charged_message(book: RateBook, k: int, label: str) -> Non
 
 
 @given(st.integers(min_value=1, max_value=10**10))
+@example(1).via("the first message")
+@example(100).via("exactly at the first bound")
+@example(101).via("just past the first bound")
+@example(5000).via("exactly at the second bound")
+@example(5001).via("just past the second bound")
 def test_exactly_one_tier_holds_every_message(k: int) -> None:
-    """Contiguous tiers from 0 ending unbounded hold each charged message exactly once."""
+    """Contiguous tiers from 0 ending unbounded hold each charged message exactly once (the
+    bounds are explicit examples: random k from 1..10^10 almost never hits them)."""
     tiers = [Tier(0, 100, D(1), D(1)), Tier(100, 5000, D(1), D(1)), Tier(5000, None, D(1), D(1))]
     assert sum(t.holds(k) for t in tiers) == 1

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.core.events import Event
+from processor.core.events import Event, Inbound
 from processor.core.model import evaluate
 from processor.core.policies import (
     AUTHENTICATION,
@@ -55,6 +55,7 @@ from tests.rules_helpers import (
 from tests.test_rules_properties import histories
 
 CBP = ERA["cbp-2023"]
+PMP_STARTS = ts("2025-07-01T00:00")  # per-message pricing (UTC WABA)
 PMP = ERA["pmp-2025-07"]
 
 
@@ -314,14 +315,26 @@ def test_a_quote_is_what_delivering_the_message_would_do(
     events: list[Event], data: Any, category: str
 ) -> None:
     """The quote uses exactly the model's rules: delivering the message really (at the same
-    time, with the category as its only field) gives the unit the quote announced."""
-    at = data.draw(st.sampled_from(sorted({e.timestamp for e in events}))) + 1
+    time, with the category as its only field) gives the unit the quote announced. Two rules
+    are also checked straight from the rule book, not from the walk both sides share: a
+    free-form message is allowed only inside a customer service window (24 h from one of the
+    user's messages), and under per-message pricing every allowed message opens its own unit."""
+    moments = {e.timestamp + 1 for e in events}  # just after an event, or a CSW's last second
+    moments |= {e.timestamp + 24 * H + d for e in events if isinstance(e, Inbound) for d in (-1, 0)}
+    at = data.draw(st.sampled_from(sorted(moments)))
     template = category != SERVICE
     answer = ask(events, category, at, template)
+    csw_open = any(
+        isinstance(e, Inbound) and e.timestamp <= at < e.timestamp + 24 * H for e in events
+    )
+    assert answer.allowed == (template or csw_open)
+    if not answer.allowed:
+        assert (answer.reason, answer.opens, answer.unit) == (CSW_CLOSED, False, None)
+        return
+    if at >= PMP_STARTS and answer.reason != NOT_PRICED:
+        assert answer.opens and answer.unit is not None and answer.unit.kind == "message"
     real = [*events, delivered("zzzz-real", at, category)]
     found = [u for u in evaluate(PAIR, history_of(real), UTC, BOOK).units if u.wamid == "zzzz-real"]
-    if not answer.allowed:
-        return
     if answer.opens:
         assert answer.unit is not None
         [unit] = found

@@ -20,6 +20,11 @@ def stored(ctx: Context) -> int:
     return int(ctx.redis.xlen(ctx.keys.inbox))
 
 
+def stored_bodies(ctx: Context) -> list[bytes]:
+    """The raw bodies in the inbox, in arrival order (what the workers will read)."""
+    return [entry.body for entry in ctx.inbox.entries()]
+
+
 class TestHandshake:
     def test_echoes_the_challenge_as_plain_text(self, client: Any) -> None:
         """hub.mode=subscribe and the right verify token -> 200 with exactly the challenge."""
@@ -53,8 +58,9 @@ class TestHandshake:
 class TestSignature:
     def test_signed_body_is_stored_and_accepted(self, client: Any, ctx: Context) -> None:
         reply = client.post("/webhook", data=GOOD, headers=signed_headers(GOOD))
-        assert reply.status_code == 200
-        assert stored(ctx) == 1
+        assert (reply.status_code, reply.data) == (200, b"ok")
+        assert stored_bodies(ctx) == [GOOD]  # byte for byte
+        assert ctx.queue.count == 1  # and a drain job will process it
 
     @pytest.mark.parametrize(
         "header",
@@ -81,9 +87,13 @@ class TestSignature:
 
     def test_signature_is_over_the_raw_bytes(self, client: Any, ctx: Context) -> None:
         """A body with escaped unicode is verified as sent, not as re-serialised."""
-        body = b'{"object":"whatsapp_business_account","entry":[],"x":"\\u00e4\\u00f6"}'
+        body = (
+            b'{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":'
+            b'"messages","value":{"x":"\\u00e4\\u00f6"}}]}]}'
+        )
         reply = client.post("/webhook", data=body, headers=signed_headers(body))
         assert reply.status_code == 200
+        assert stored_bodies(ctx) == [body]  # stored as sent, escapes and all
         reserialised = json.dumps(json.loads(body)).encode()
         headers = signed_headers(reserialised)
         assert client.post("/webhook", data=body, headers=headers).status_code == 401
@@ -101,6 +111,7 @@ class TestLimits:
         doc["pad"] = "x" * (3 * 1024 * 1024)
         body = p.raw(doc)
         assert client.post("/webhook", data=body, headers=signed_headers(body)).status_code == 200
+        assert stored_bodies(ctx) == [body]
 
     @pytest.mark.parametrize(
         "body",
@@ -128,42 +139,23 @@ class TestLimits:
         assert stored(ctx) == 0
 
 
+def _one_change(field: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": field, "value": value}]}],
+    }
+
+
 class TestOtherWebhooks:
     @pytest.mark.parametrize(
         "doc",
         [
-            {
-                "object": "whatsapp_business_account",
-                "entry": [
-                    {
-                        "id": "1",
-                        "changes": [
-                            {
-                                "field": "message_template_status_update",
-                                "value": {"event": "APPROVED", "message_template_id": 1},
-                            }
-                        ],
-                    }
-                ],
-            },
-            {
-                "object": "whatsapp_business_account",
-                "entry": [
-                    {
-                        "id": "1",
-                        "changes": [
-                            {
-                                "field": "account_update",
-                                "value": {"event": "VOLUME_BASED_PRICING_TIER_UPDATE"},
-                            }
-                        ],
-                    }
-                ],
-            },
+            _one_change("phone_number_quality_update", {"event": "FLAGGED"}),
+            _one_change("security", {"event": "PIN_CHANGED"}),
             {"object": "page", "entry": [{"id": "1", "changes": [{"field": "messages"}]}]},
             {"object": "whatsapp_business_account"},
         ],
-        ids=["template-status", "account-update", "other-object", "no-entries"],
+        ids=["quality-update", "security", "other-object", "no-entries"],
     )
     def test_are_acknowledged_and_ignored(
         self, client: Any, ctx: Context, doc: dict[str, Any]
@@ -171,6 +163,25 @@ class TestOtherWebhooks:
         body = p.raw(doc)
         assert client.post("/webhook", data=body, headers=signed_headers(body)).status_code == 200
         assert stored(ctx) == 0
+
+    @pytest.mark.parametrize(
+        "doc",
+        [
+            _one_change(
+                "message_template_status_update", {"event": "APPROVED", "message_template_id": 1}
+            ),
+            _one_change("template_category_update", {"message_template_id": 1}),
+            _one_change("account_update", {"event": "VOLUME_BASED_PRICING_TIER_UPDATE"}),
+        ],
+        ids=["template-status", "template-category", "account-update"],
+    )
+    def test_template_and_account_webhooks_are_stored_before_200(
+        self, client: Any, ctx: Context, doc: dict[str, Any]
+    ) -> None:
+        """The fields reconciliation reads travel like `messages`: durable, then 200."""
+        body = p.raw(doc)
+        assert client.post("/webhook", data=body, headers=signed_headers(body)).status_code == 200
+        assert stored(ctx) == 1
 
 
 def test_redis_unreachable_is_503(environ: dict[str, str]) -> None:
@@ -189,7 +200,7 @@ def test_one_post_queues_at_most_one_job(client: Any, ctx: Context) -> None:
     """Many POSTs before a worker starts share one drain job (never one job per event)."""
     for _ in range(20):
         assert client.post("/webhook", data=GOOD, headers=signed_headers(GOOD)).status_code == 200
-    assert stored(ctx) == 20
+    assert stored_bodies(ctx) == [GOOD] * 20
     assert ctx.queue.count == 1
 
 
@@ -225,6 +236,7 @@ def test_unsigned_development_mode_is_explicit_and_logged(
             .post("/webhook", data=GOOD, headers={"Content-Type": "application/json"})
         )
         assert reply.status_code == 200
+        assert stored_bodies(ctx) == [GOOD]
     finally:
         keys = list(ctx.redis.scan_iter(f"{settings.redis_prefix}:*"))
         if keys:

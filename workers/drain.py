@@ -9,21 +9,27 @@ over after ``CLAIM_IDLE_SECONDS``; applying it again changes nothing (claims, co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 from typing import Any
 
+import redis
+
 from processor.context import Context, build_context
+from processor.core.account_events import AccountFacts, account_facts
 from processor.core.events import Event
-from processor.core.parse import parse_body
+from processor.core.parse import load_json_object, parse_document
 from processor.errors import BadPayload
 from processor.settings import load_settings
 from processor.store.inbox import Entry
 from processor.store.keys import GROUP
 from processor.store.ledger import ApplyResult
-from workers import metrics
+from processor.store.meta_state import MetaState
+from workers import failures, jobs, metrics
+from workers.budget_check import check_after_batch
 
 log = logging.getLogger(__name__)
 _context: Context | None = None
@@ -46,17 +52,38 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def drain(max_seconds: float | None = None) -> dict[str, Any]:
-    """Process inbox entries until none are left or the time budget is spent."""
+def drain(max_seconds: float | None = None) -> dict[str, int]:
+    """Process inbox entries until none are left or the time budget is spent; record what
+    was done on the RQ job (meta and description, see workers/jobs.py)."""
     ctx = context()
+    started = time.monotonic()
+    totals = dict.fromkeys(
+        (
+            "bodies",
+            "events",
+            "applied",
+            "duplicates",
+            "unchanged",
+            "quarantined",
+            "records",
+            "conflicts",
+        ),
+        0,
+    )
+    try:
+        _drain(ctx, max_seconds or ctx.settings.drain_max_seconds, totals)
+    finally:
+        with contextlib.suppress(redis.RedisError):  # the counts are also in /metrics
+            jobs.finish(ctx, totals, ctx.inbox.backlog(), time.monotonic() - started)
+    return totals
+
+
+def _drain(ctx: Context, max_seconds: float, totals: dict[str, int]) -> None:
     ctx.redis.delete(ctx.keys.drain_ticket)  # bodies stored from now on queue a new job
     settings = ctx.settings
-    deadline = time.monotonic() + (max_seconds or settings.drain_max_seconds)
+    deadline = time.monotonic() + max_seconds
     inbox, consumer = ctx.inbox, consumer_name()
     inbox.ensure_group()
-    totals = dict.fromkeys(
-        ("bodies", "events", "records", "duplicates", "unchanged", "quarantined"), 0
-    )
     batch, next_claim = settings.drain_batch_bodies, 0.0
     while (now := time.monotonic()) < deadline:
         entries: list[Entry] = []
@@ -71,11 +98,10 @@ def drain(max_seconds: float | None = None) -> dict[str, Any]:
             time.sleep(settings.drain_gather_seconds)  # a steady trickle: gather a batch
             entries += inbox.read(consumer, batch - len(entries))
         if not entries:
-            return totals
+            return
         process(ctx, entries, totals)
     if inbox.backlog()["lag"]:
         ctx.enqueue_drain()
-    return totals
 
 
 def _give_up_poison(ctx: Context) -> int:
@@ -87,7 +113,8 @@ def _give_up_poison(ctx: Context) -> int:
     ids = ctx.inbox.delivered_too_often(max_deliveries, settings.claim_idle_seconds)
     if ids:
         reason = f"body: processing failed {max_deliveries} times (worker crash or bug)"
-        ctx.quarantine.add_many([{"reason": reason, "body_id": i} for i in ids])
+        items = [{"reason": reason, "body_id": i} for i in ids]
+        failures.record_new(ctx, items, ctx.quarantine.add_many(items))
         ctx.inbox.ack(ids)
         log.error("quarantined %d bodies that failed %d times", len(ids), max_deliveries)
     return len(ids)
@@ -98,9 +125,10 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     events: list[Event] = []
     origin: dict[int, str] = {}
     rejected: list[dict[str, Any]] = []
+    facts = AccountFacts()
     for entry in entries:
         before = len(events)
-        _parse(ctx, entry, events, rejected)
+        _parse(ctx, entry, events, rejected, facts)
         for i in range(before, len(events)):
             origin[id(events[i])] = entry.id
     # Trimming pair histories is safe only when no other worker holds older bodies (a dead
@@ -110,21 +138,37 @@ def process(ctx: Context, entries: list[Entry], totals: dict[str, int]) -> None:
     for event, reason in result.rejected:
         rejected.append({"reason": reason, "body_id": origin.get(id(event)), "wamid": event.wamid})
     pipe = ctx.redis.pipeline(transaction=False)  # one round trip: keep, acknowledge, count
-    ctx.quarantine.add_many(rejected, pipe=pipe)
+    ctx.quarantine.add_many(rejected, pipe=pipe)  # its first replies: the new item ids
+    if facts:  # display numbers (in the pipe), tier and template webhooks (may record alerts)
+        state = MetaState(ctx.redis, ctx.keys, ctx.settings.records_retention_seconds)
+        state.apply(facts, pipe)
     pipe.xack(ctx.keys.inbox, GROUP, *[e.id for e in entries])
     metrics.record_batch(ctx, entries, len(events), result, pipe)
-    pipe.execute()
+    replies = pipe.execute()
+    failures.record_new(ctx, rejected, replies[: len(rejected)])
+    check_after_batch(ctx, events)
     _add(totals, entries, events, result, rejected)
 
 
-def _parse(ctx: Context, entry: Entry, events: list[Event], rejected: list[dict[str, Any]]) -> None:
+def _parse(
+    ctx: Context,
+    entry: Entry,
+    events: list[Event],
+    rejected: list[dict[str, Any]],
+    facts: AccountFacts,
+) -> None:
     try:
-        parsed = parse_body(entry.body, ctx.settings.max_json_depth)  # replays come here too
+        doc = load_json_object(entry.body, ctx.settings.max_json_depth)  # replays come here too
     except BadPayload as exc:
         rejected.append({"reason": f"body: {exc}", "body_id": entry.id})
         return
+    parsed = parse_document(doc)
     events.extend(parsed.events)
-    for item in parsed.rejected:
+    found = account_facts(doc)  # the fields beside `messages`, routed by field
+    facts.display_numbers.update(found.display_numbers)
+    facts.tier_updates.extend(found.tier_updates)
+    facts.templates.extend(found.templates)
+    for item in (*parsed.rejected, *found.rejected):
         rejected.append(
             {"reason": item.reason, "path": item.path, "item": item.item, "body_id": entry.id}
         )
@@ -139,7 +183,9 @@ def _add(
 ) -> None:
     totals["bodies"] += len(entries)
     totals["events"] += len(events)
+    totals["applied"] += result.applied
     totals["records"] += result.records
+    totals["conflicts"] += result.conflicts
     totals["duplicates"] += result.duplicates
     totals["unchanged"] += result.unchanged
     totals["quarantined"] += len(rejected)

@@ -2,7 +2,9 @@
 
 Every few seconds it queues a drain job when the inbox holds bodies no job is coming for (the
 web process could not queue one, or a worker died holding some), and now and then it trims the
-archive to its retention. It never touches billing state.
+archive to its retention. It keeps the description of a queued drain job up to date with the
+bodies waiting, and the failed registry matching the quarantine (workers/failures.py). It never
+touches billing state.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 import redis
 
 from processor.context import Context
+from workers import failures, jobs
+from workers.reconcile import schedule_if_due
 
 log = logging.getLogger(__name__)
 TRIM_EVERY = 60.0
@@ -45,6 +49,10 @@ class Janitor(threading.Thread):
             ctx.redis.set(ctx.keys.drain_ticket, 1, ex=30)
             log.info("janitor: queueing a drain job for %s stranded bodies", stranded)
             ctx.enqueue_drain()
+        elif backlog["lag"] or backlog["pending"]:
+            jobs.refresh_waiting(ctx, backlog)  # what a queued drain job says waits
+        failures.reconcile_now_and_then(ctx)  # quarantine == failed registry
+        schedule_if_due(ctx)  # periodic reconciliation with Meta (RECONCILE_EVERY_HOURS)
         if time.monotonic() - self.last_trim > TRIM_EVERY:
             self.last_trim = time.monotonic()
             trimmed = ctx.inbox.trim(settings.archive_retention_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -11,19 +12,26 @@ import redis
 from rq import SimpleWorker
 
 from processor.context import Context
-from workers.drain import use_context
+from workers.courier import CourierThread
+from workers.drain import consumer_name, use_context
 from workers.janitor import Janitor
 
 log = logging.getLogger(__name__)
 
 
 def kick(ctx: Context) -> bool:
-    """Queue a drain job if the inbox holds unprocessed bodies; return whether one was."""
+    """Queue a drain job if the inbox holds unprocessed bodies and no job is queued (it will
+    take them); return whether one was queued."""
     backlog = ctx.inbox.backlog()
-    if backlog["lag"] or backlog["pending"]:
+    if (backlog["lag"] or backlog["pending"]) and ctx.queue.count == 0:
         ctx.enqueue_drain()
         return True
     return False
+
+
+def default_name() -> str:
+    """``<host>-<pid>``: the Workers view tells machines apart (also the inbox consumer)."""
+    return consumer_name()
 
 
 def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) -> bool:
@@ -32,15 +40,19 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
     if not _wait_for_redis(ctx):
         return False
     ctx.inbox.ensure_group()
-    janitor = None
+    janitor = courier = None
     if burst:
         kick(ctx)
     else:
         janitor = Janitor(ctx)
         janitor.start()
+        courier = start_courier(ctx)
+    base = name or default_name()
     try:
-        while True:
-            worker = SimpleWorker([ctx.queue], connection=ctx.redis, name=name)
+        for generation in itertools.count():
+            # a worker started again after losing Redis may find its old entry still alive
+            worker_name = base if generation == 0 else f"{base}.{generation}"
+            worker = SimpleWorker([ctx.queue], connection=ctx.redis, name=worker_name)
             try:
                 worked = bool(worker.work(burst=burst, logging_level=ctx.settings.log_level))
             except redis.RedisError as exc:  # RQ's own bookkeeping failed on the way out
@@ -50,9 +62,23 @@ def run_worker(ctx: Context, *, burst: bool = False, name: str | None = None) ->
             if burst or asked or not _wait_for_redis(ctx):
                 return worked
             log.warning("worker stopped without being asked to (Redis lost?): starting again")
+        return False  # not reached
     finally:
         if janitor is not None:
             janitor.stop()
+        if courier is not None:
+            courier.stop()
+
+
+def start_courier(ctx: Context) -> CourierThread | None:
+    """The alert courier beside the worker, when ALERT_WEBHOOK_URL is set."""
+    if not ctx.settings.alert_webhook_url:
+        return None
+    from workers.drain import consumer_name
+
+    courier = CourierThread(ctx, consumer_name())
+    courier.start()
+    return courier
 
 
 def _wait_for_redis(ctx: Context, give_up: float = 3_600.0) -> bool:

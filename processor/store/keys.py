@@ -19,6 +19,25 @@ Key                                    Type    Lifetime
 {p}:latency                            hash    processing latency histogram for /metrics
 {p}:alerts                             hash    alert id -> alert JSON (see store/alerts.py)
 {p}:alerts:outbox                      stream  alert ids waiting for delivery
+{p}:sink:{name}:lease                  string  which process delivers for a sink (seconds)
+{p}:sink:{name}:parked                 stream  record versions a sink's target rejected for good
+{p}:sink:{name}:replay                 stream  parked versions queued for another attempt
+{p}:sink:{name}:sent:{month}           hash    record_id -> what a delta sink sent (retention)
+{p}:sink:{name}:state                  hash    a sink's last error, backoff, holder
+{p}:sink:stats                         hash    "{name}:delivered|failed|parked" counters
+{p}:display_numbers                    hash    phone_number_id -> display number (webhook metadata)
+{p}:tiers:{waba_id}                    hash    Meta's tier webhooks (account_update), by occurrence
+{p}:templates                          hash    template id -> registry entry with category history
+{p}:recon:{waba_id}:{month}            string  the last reconciliation result (JSON)
+{p}:recon:summary                      hash    waba_id -> summary of its last reconciliation
+{p}:recon:lock                         string  "a periodic reconciliation is due/queued" (TTL)
+{p}:lastdrain                          string  JSON summary of the last drain job (DRAIN_RESULT_TTL)
+{p}:failures:reconcile                 string  "quarantine and failed jobs were matched" (s)
+{p}:alerts:lock:{alert_id}             string  one courier delivering an alert (seconds)
+{p}:budgets                            hash    waba_id -> budget JSON set by PUT /v1/budgets
+{p}:daily:{waba_id}:{month}            hash    "day|phone|d|usage line" -> unit count, for the
+                                               dashboard (days in the WABA's zone; d = 1 when the
+                                               record has a discrepancy)
 
 {p}:tags                               set     the hash tags that hold ledger state (cluster)
 {p}:{tag}:...                          ...     on a cluster (LEDGER_REDIS_CLUSTER): every ledger key
@@ -60,7 +79,12 @@ class Keys:
         """The hash tag of a WABA's ledger state: ``{portfolio}`` on a cluster, else ""."""
         if not self.cluster:
             return ""
-        portfolio = self.portfolios.get(waba_id, waba_id)
+        return self.portfolio_tag(self.portfolios.get(waba_id, waba_id))
+
+    def portfolio_tag(self, portfolio: str) -> str:
+        """The hash tag of a portfolio's ledger state ("" standalone)."""
+        if not self.cluster:
+            return ""
         if "{" in portfolio or "}" in portfolio or not portfolio:
             digest = hashlib.blake2b(portfolio.encode(), digest_size=8).hexdigest()
             portfolio = f"h-{digest}"
@@ -100,9 +124,10 @@ class Keys:
     def usage(self, waba_id: str, month: str) -> str:
         return self._t(self.tag(waba_id), "usage", waba_id, month)
 
-    def bucket(self, *scope: str, waba_id: str = "") -> str:
-        """A bucket of ``waba_id``'s portfolio (the tag; the name does not depend on it)."""
-        return self._t(self.tag(waba_id), "b", *scope)
+    def bucket(self, *scope: str, waba_id: str = "", portfolio: str | None = None) -> str:
+        """A bucket of ``waba_id``'s portfolio, or of ``portfolio`` (its tag)."""
+        tag = self.tag(waba_id) if portfolio is None else self.portfolio_tag(portfolio)
+        return self._t(tag, "b", *scope)
 
     def shared_bucket(self, bucket: str) -> bool:
         """A volume-tier bucket: its members may be units of any WABA of the portfolio."""
@@ -168,3 +193,65 @@ class Keys:
     @property
     def alerts_outbox(self) -> str:
         return self._k("alerts", "outbox")
+
+    # -- sinks (processor/sinks/) ---------------------------------------------------------------
+
+    def sink_lease(self, name: str) -> str:
+        return self._k("sink", name, "lease")
+
+    def sink_parked(self, name: str) -> str:
+        return self._k("sink", name, "parked")
+
+    def sink_replay(self, name: str) -> str:
+        return self._k("sink", name, "replay")
+
+    def sink_sent(self, name: str, month: str) -> str:
+        return self._k("sink", name, "sent", month)
+
+    def sink_state(self, name: str) -> str:
+        return self._k("sink", name, "state")
+
+    @property
+    def sink_stats(self) -> str:
+        return self._k("sink", "stats")
+
+    @property
+    def display_numbers(self) -> str:
+        return self._k("display_numbers")
+
+    def tier_updates(self, waba_id: str) -> str:
+        return self._k("tiers", waba_id)
+
+    @property
+    def templates(self) -> str:
+        return self._k("templates")
+
+    def reconciliation(self, waba_id: str, month: str) -> str:
+        return self._k("recon", waba_id, month)
+
+    @property
+    def reconciliation_summary(self) -> str:
+        return self._k("recon", "summary")
+
+    @property
+    def reconciliation_lock(self) -> str:
+        return self._k("recon", "lock")
+
+    @property
+    def drain_last(self) -> str:
+        return self._k("lastdrain")
+
+    @property
+    def failures_reconcile(self) -> str:
+        return self._k("failures", "reconcile")
+
+    def alert_lock(self, alert_id: str) -> str:
+        return self._k("alerts", "lock", alert_id)
+
+    @property
+    def budgets(self) -> str:
+        return self._k("budgets")
+
+    def usage_daily(self, waba_id: str, month: str) -> str:
+        """The dashboard's breakdown of a month's usage (beside its usage counters)."""
+        return self._t(self.tag(waba_id), "daily", waba_id, month)

@@ -284,7 +284,11 @@ class Ledger:
         index: dict[str, Any] = {"m": {}, "t": {}}
         out: list[str] = []
         for waba, month in sorted(months):
-            pair_keys = [keys.records(waba, month), keys.usage(waba, month)]
+            pair_keys = [
+                keys.records(waba, month),
+                keys.usage(waba, month),
+                keys.usage_daily(waba, month),
+            ]
             index["m"][f"{waba}|{month}"] = pair_keys
             out += pair_keys
         for bucket in sorted(touch.buckets):

@@ -34,6 +34,7 @@ INTERNAL_FIELDS = (
     "member",
     "score",
     "places",
+    "day",
 )
 
 
@@ -73,6 +74,7 @@ class OpBuilder:
         rec["places"] = [p.doc() for p in places]
         rec["member"] = f"{unit.wamid}|{pair.waba_id}|{month}|{unit.record_id}"
         rec["score"] = unit.charge_time
+        rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).strftime("%Y-%m-%d")
         op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
         return _dump({**op, "rec": rec}), month, bucket
 

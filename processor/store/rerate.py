@@ -28,7 +28,7 @@ from processor.core.policies import (
 )
 from processor.core.pricing import PLAIN, Place, allowance_places, price_at, tier_places
 from processor.core.pricing import bounds as places_bounds
-from processor.core.rating import RateBook
+from processor.core.rating import RateBook, local_date
 from processor.store.cluster import Router
 from processor.store.keys import Keys
 from processor.store.ops import money
@@ -215,10 +215,12 @@ class Rerater:
     ) -> None:
         before = {r["record_id"]: r for r in old}
         usage: dict[str, Counter[str]] = {w: Counter() for w in wabas}
+        daily: dict[str, Counter[str]] = {w: Counter() for w in wabas}
         for rec in new:
             result.records += 1
             if not rec.get("void"):
                 usage[rec["waba_id"]][usage_line(rec)] += 1
+                daily[rec["waba_id"]][self._breakdown_field(rec)] += 1
             was = before[rec["record_id"]]
             if rec == was:
                 continue
@@ -230,11 +232,24 @@ class Rerater:
             if corrected:
                 pipe.xadd(self.feed, {"r": body}, maxlen=self.feed_maxlen, approximate=True)
                 result.changed += 1
-        for waba, lines in usage.items():
-            key = self.keys.usage(waba, month)
-            pipe.delete(key)
-            if lines:
-                pipe.hset(key, mapping=dict(lines))
+        for counters, key_of in ((usage, self.keys.usage), (daily, self.keys.usage_daily)):
+            for waba, lines in counters.items():
+                key = key_of(waba, month)
+                pipe.delete(key)
+                if lines:
+                    pipe.hset(key, mapping=dict(lines))
+
+    def _breakdown_field(self, rec: dict[str, Any]) -> str:
+        """The dashboard's breakdown counter of a record (as apply.lua counts it); the day is
+        worked out for records booked before records carried it."""
+        day = (
+            rec.get("day")
+            or local_date(
+                _seconds(rec["charge_time"]), self.ratebook.waba(rec["waba_id"]).timezone
+            ).isoformat()
+        )
+        flag = "1" if rec.get("discrepancy") else "0"
+        return f"{day}|{rec['phone_number_id']}|{flag}|{usage_line(rec)}"
 
     def _rebuild_buckets(
         self,
@@ -259,6 +274,10 @@ class Rerater:
             pipe.zadd(bucket, scores)
             pipe.expire(bucket, ttl)
             pipe.set(self.keys.bounds(bucket), json.dumps(bounds[bucket]), ex=ttl)
+
+
+def _seconds(iso_time: str) -> int:
+    return int(datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp())
 
 
 def _totals(records: list[dict[str, Any]]) -> dict[str, str]:

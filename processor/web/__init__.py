@@ -23,13 +23,27 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
     app.extensions["wa_billing"] = ctx
-    from processor.web import api, dashboard, openapi, ops, webhook
+    from processor.web import (
+        api,
+        costs,
+        dashboard,
+        headers,
+        money_api,
+        openapi,
+        ops,
+        reconciliation,
+        webhook,
+    )
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(reconciliation.bp)
+    app.register_blueprint(money_api.bp)
+    costs.init_app(app)
     dashboard.init_app(app, ctx)
+    headers.init_app(app)  # X-Content-Type-Options: nosniff on every answer
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.RedisError, _store_unavailable)
     return app

@@ -80,18 +80,23 @@ def records() -> Response:
     fmt = request.args.get("format", "json")
     cursor = _int("cursor", 0, 0, 2**63)
     limit = _int("limit", 100, 1, MAX_LIMIT)
+    import psycopg  # only here: the app starts without it
+
+    from processor.sinks.archive import from_redis_or_postgres
+
+    source: Any = from_redis_or_postgres(ctx, waba, month) or ctx.queries  # older: PostgreSQL
     if fmt == "jsonl":
-        lines = (json.dumps(r) + "\n" for r in ctx.queries.records(waba, month))
+        lines = (json.dumps(r) + "\n" for r in source.records(waba, month))
         return Response(stream_with_context(_chunks(lines)), mimetype="application/x-ndjson")
     if fmt != "json":
         abort(400, "format must be json or jsonl")
-    page, following = ctx.queries.records_page(waba, month, cursor, limit)
+    try:
+        page, following = source.records_page(waba, month, cursor, limit)
+        total = source.record_count(waba, month)
+    except psycopg.Error as exc:  # PostgreSQL (older months) is away
+        abort(503, f"the records archive is unavailable ({exc.__class__.__name__})")
     return jsonify(
-        waba_id=waba,
-        month=month,
-        records=page,
-        next_cursor=following or None,
-        total=ctx.queries.record_count(waba, month),
+        waba_id=waba, month=month, records=page, next_cursor=following or None, total=total
     )
 
 
@@ -153,9 +158,13 @@ def quote() -> Response:
     elif not isinstance(waba, str) or not WABA.fullmatch(waba):
         abort(400, "'waba_id' is malformed")
     try:
-        return jsonify(quoter.quote(waba, phone, user, category, template, at))
+        answer = quoter.quote(waba, phone, user, category, template, at)
     except ValueError as exc:
         abort(400, str(exc))
+    from processor.web.money_api import over_budget
+
+    answer["over_budget"] = over_budget(ctx, waba, answer)
+    return jsonify(answer)
 
 
 def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:

@@ -1,6 +1,12 @@
-"""The RQ dashboard at ``/rq``, behind the API token (bearer, or basic auth with it)."""
+"""The RQ dashboard at ``/rq``, behind the API token (bearer, or basic auth with it).
+
+Its failed registry is the quarantine (workers/failures.py): Requeue replays a body. Deleting
+is disabled; its actions are accepted from its own pages only.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
@@ -24,10 +30,28 @@ def init_app(app: Flask, ctx: Context) -> None:
         if not request.path.startswith(PREFIX):
             return None
         if authorized(request, ctx.settings.api_token):
-            return None
+            return _same_site_only()
         return Response(
             "authentication required",
             401,
             {"WWW-Authenticate": 'Basic realm="wa-billing dashboard"'},
             mimetype="text/plain",
         )
+
+
+def _same_site_only() -> Response | None:
+    """The dashboard's actions (requeue) are POSTs its own pages send; a browser holding the
+    basic-auth password must not send them for another site (CSRF), nor by a mere link."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        path = request.path
+        if path.endswith("/requeue") or path.startswith(f"{PREFIX}/requeue/"):  # GET works too
+            return Response("use POST", 405, {"Allow": "POST"}, mimetype="text/plain")
+        return None
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    cross = fetch_site not in (None, "same-origin", "none") or (
+        origin is not None and urlsplit(origin).netloc != request.host  # scheme: TLS proxies
+    )
+    if cross:
+        return Response("cross-site request refused", 403, mimetype="text/plain")
+    return None

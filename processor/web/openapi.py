@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from processor.web import openapi_money
 from processor.web.api import MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
@@ -131,6 +132,8 @@ def _paths() -> Schema:
             _json_ok("DiscrepancyList"),
             waba_month,
         ),
+        **_reconciliation_paths(waba_month),
+        **openapi_money.paths(),
     }
 
 
@@ -261,6 +264,8 @@ def _schemas() -> Schema:
             items={"type": "array", "items": _ref("Record")},
             total={"type": "integer", "minimum": 0},
         ),
+        **_reconciliation_schemas(),
+        **openapi_money.schemas(),
     }
 
 
@@ -377,6 +382,7 @@ def _quote() -> Schema:
             limit={"type": "integer"}, used={"type": "integer"}, left={"type": "integer"}
         ),
         volume=_object(position={"type": "integer"}, tier=_nullable(_str())),
+        over_budget={"type": "boolean", "nullable": True},
     )
     return out
 
@@ -391,6 +397,18 @@ def _quarantine_item() -> Schema:
     )
     item["additionalProperties"] = {"type": "string"}
     return item
+
+
+def _reconciliation_paths(waba_month: list[Schema]) -> Schema:
+    from processor.web.openapi_reconciliation import reconciliation_paths
+
+    return reconciliation_paths(waba_month)
+
+
+def _reconciliation_schemas() -> Schema:
+    from processor.web.openapi_reconciliation import reconciliation_schemas
+
+    return reconciliation_schemas()
 
 
 def _object(**properties: Schema) -> Schema:

@@ -19,6 +19,8 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from processor.context import Context
 from processor.store import codec
+from processor.web import reconciliation
+from processor.web.budget_metrics import BudgetCollector
 
 bp = Blueprint("ops", __name__)
 
@@ -49,13 +51,23 @@ def healthz() -> tuple[Response, int]:
         depths = queue_depths(ctx)
     except redis.RedisError as exc:
         return jsonify(status="unavailable", redis=False, error=exc.__class__.__name__), 503
-    return jsonify(status="ok", redis=True, **depths), 200
+    return jsonify(status="ok", redis=True, **depths, **_sinks(ctx)), 200
+
+
+def _sinks(ctx: Context) -> dict[str, object]:
+    """Each sink's lag (only when SINKS names some: nothing changes without them)."""
+    if not ctx.settings.sinks:
+        return {}
+    from processor.sinks.status import sink_status
+
+    return {"sinks": sink_status(ctx.redis, ctx.keys, ctx.settings.sinks)}
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RedisCollector(_ctx()))
+    registry.register(BudgetCollector(_ctx()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
@@ -87,6 +99,14 @@ class _RedisCollector(Collector):
             depth.add_metric([name], value)
         yield depth
         yield _latency(latency)
+        if ctx.settings.sinks:
+            from processor.sinks.status import sink_metrics, sink_status
+
+            yield from sink_metrics(sink_status(ctx.redis, ctx.keys, ctx.settings.sinks))
+        try:
+            yield from reconciliation.metric_families(ctx, stats)
+        except redis.RedisError:
+            return
 
 
 def _webhook_counters(stats: dict[str, int]) -> Iterator[Metric]:

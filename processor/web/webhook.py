@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-from typing import Any
 
 import redis
 from flask import Blueprint, Response, current_app, request
 
 from processor.context import Context
-from processor.core.parse import FIELD, OBJECT, load_json_object
+from processor.core.account_events import wanted
+from processor.core.parse import load_json_object
 from processor.errors import BadPayload, BadSignature
 from processor.web.signature import verify
 
@@ -64,7 +64,7 @@ def receive() -> Response:
         doc = load_json_object(raw, ctx.settings.max_json_depth)
     except BadPayload as exc:
         return _reject(ctx, "bad_json", str(exc), 400)
-    if not _has_messages(doc):
+    if not wanted(doc):
         _count(ctx, "webhooks_ignored")
         return _text("ignored", 200)
     try:
@@ -82,19 +82,6 @@ def _queue_drain(ctx: Context) -> None:
         ctx.enqueue_drain()
     except redis.RedisError as exc:  # the body is stored; the janitor queues a job later
         log.warning("stored a body but could not queue a drain job: %s", exc.__class__.__name__)
-
-
-def _has_messages(doc: dict[str, Any]) -> bool:
-    """Whether any change of the body is a ``messages`` change of a business account."""
-    if doc.get("object") != OBJECT or not isinstance(doc.get("entry"), list):
-        return False
-    for entry in doc["entry"]:
-        changes = entry.get("changes") if isinstance(entry, dict) else None
-        if isinstance(changes, list) and any(
-            isinstance(c, dict) and c.get("field") == FIELD for c in changes
-        ):
-            return True
-    return False
 
 
 def _reject(ctx: Context, reason: str, detail: str, status: int) -> Response:

@@ -27,7 +27,7 @@ ARGV[4]  claim TTL, seconds
 ARGV[5]  pair TTL, seconds
 ARGV[6]  feed MAXLEN (approximate trimming)
 ARGV[7]  number of claim keys
-ARGV[8]  key index, JSON: {m = {"<waba_id>|<month>": [records key, usage key]},
+ARGV[8]  key index, JSON: {m = {"<waba_id>|<month>": [records, usage, daily usage keys]},
                            t = {bucket key: bounds key}, legacy = true when a unit booked by
                            an older version may sit in a bucket not listed in t (standalone)}
 ARGV[9]  bucket TTL, seconds
@@ -108,6 +108,11 @@ local function bounds_key(bucket)
   error('apply.lua: no bounds key passed for ' .. bucket)
 end
 
+-- The dashboard's breakdown of the month's usage by day and number (Keys.usage_daily).
+local function daily_key(rec)
+  return key(month_keys(rec.waba_id, rec.billing_month)[3])
+end
+
 -- The usage counter a record is counted under (parsed back by Python's queries module).
 local function line_of(rec)
   return table.concat({rec.category, rec.market, rec.billable and '1' or '0',
@@ -115,9 +120,20 @@ local function line_of(rec)
     rec.currency}, '|')
 end
 
+-- Count a record under usage `line`, and in the dashboard's breakdown by local day and
+-- business number (records written before the breakdown existed have no day: not in it).
+local function tally(rec, line, delta)
+  redis.call('HINCRBY', usage_key(rec), line, delta)
+  if present(rec.day) then
+    local flag = present(rec.discrepancy) and '1' or '0'
+    redis.call('HINCRBY', daily_key(rec),
+      table.concat({rec.day, rec.phone_number_id, flag, line}, '|'), delta)
+  end
+end
+
 local function count(rec, delta)
   if not rec.void then
-    redis.call('HINCRBY', usage_key(rec), line_of(rec), delta)
+    tally(rec, line_of(rec), delta)
   end
 end
 
@@ -152,7 +168,7 @@ local function reprice(member, position)
   if line_of(rec) == before then
     return
   end
-  redis.call('HINCRBY', usage_key(rec), before, -1)
+  tally(rec, before, -1)
   count(rec, 1)
   rec.version = rec.version + 1
   save(rec)
@@ -279,6 +295,7 @@ local unit_ops, pending_ops = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
 local function check_record(rec)
   records_key(rec)
   usage_key(rec)
+  daily_key(rec)
   if present(rec.bucket) and rec.bucket ~= '' then
     if not index.legacy then
       key(rec.bucket)
@@ -320,6 +337,7 @@ end
 for _, rec in pairs(touched) do  -- months written to live on, and are listed
   redis.call('EXPIRE', records_key(rec), keep)
   redis.call('EXPIRE', usage_key(rec), keep)
+  redis.call('EXPIRE', daily_key(rec), keep)
   redis.call('SADD', months, rec.waba_id .. '|' .. rec.billing_month)
 end
 return {2, written, skipped}

@@ -35,7 +35,6 @@ from tests.test_pipeline import (  # noqa: F401  (collected here again, on the c
     test_redelivered_body_is_counted_once,
     test_signed_status_becomes_one_record,
 )
-from tests.test_race import test_racing_workers_end_with_the_single_worker_result  # noqa: F401
 from tests.test_tiers_across_currencies import (
     INR_WABA,
     USD_WABA,

@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from processor.config_files import load_ratebook
 from processor.core.events import Event, Pair, Pricing, Status
 from processor.store.ledger import Ledger, LedgerConfig
-from tests.cluster import LocalCluster, wait_failover
+from tests.cluster import LocalCluster, replicas_online, wait_failover
 from tests.fault_helpers import wait_for
 from tests.ledger_helpers import DAY, keys_for, make_ledger, small_book, snapshot, write_config
 
@@ -36,14 +36,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield local
     finally:
         local.stop()
-
-
-def replicas_online(cluster: LocalCluster) -> bool:
-    for node in cluster.live():
-        info = node.client().info("replication")
-        if info["role"] == "master" and info.get("slave0", {}).get("state") != "online":
-            return False
-    return True
 
 
 def traffic(seed: int = 3) -> list[Event]:

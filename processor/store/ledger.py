@@ -1,14 +1,16 @@
 """The ledger: applies events to Redis, in pipelined batches of atomic scripts.
 
-For each pair of a batch: read its history, merge the batch's events, re-evaluate the pair once
-(pure), and send one apply-script call that claims the new events, checks the pair version it
-was decided on, and books the units that changed. All calls of a batch go in one pipeline; a
-pair changed meanwhile by another worker (a version conflict) is decided again on fresh state.
+For each pair of a batch: read its history, decide (``processor.core.decide``: merge the
+batch's events, re-evaluate the pair once, compare its units with those booked), encode the
+units that changed into apply-script operations, and send one call that claims the new
+events, checks the pair version it was decided on, and books the units. All calls of a batch
+go in one pipeline per Redis node; a pair changed meanwhile by another worker (a version
+conflict) is decided again on fresh state, and calls that meet a moving store (failover,
+moved slot, dropped connection) are sent again, their claims making that safe.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -16,15 +18,16 @@ import sys
 import time
 import traceback
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import redis
 
-from processor.core.events import Event, Pair, Status
+from processor.core.decide import Decision, decide
+from processor.core.events import Event, Pair
 from processor.core.history import PairHistory
-from processor.core.model import Evaluation, Unit, evaluate, trim
+from processor.core.model import trim
 from processor.core.policies import PolicyBook
 from processor.core.rating import RateBook
 from processor.errors import StoreUnavailable
@@ -36,8 +39,6 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 MAX_ROUNDS = 20
 DUPLICATE, CONFLICT, APPLIED = 0, 1, 2
-TOO_LATE = "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
-UNIT_FIELDS = tuple(f.name for f in fields(Unit))
 SCRIPT = resources.files("processor.store").joinpath("lua/apply.lua")
 PRICING = resources.files("processor.store").joinpath("lua/pricing.lua")
 
@@ -77,7 +78,9 @@ class ApplyResult:
 
 
 @dataclass
-class _Call:
+class Call:
+    """One apply-script call: the new events of one pair it claims, its KEYS and ARGV."""
+
     events: list[Event]  # the new events it claims (all of one pair)
     keys: list[str]
     args: list[Any]
@@ -159,10 +162,10 @@ class Ledger:
         except TRANSIENT as exc:
             errors.append(exc)
             return events
-        calls: list[_Call] = []
+        calls: list[Call] = []
         for pair in pairs:
             calls.extend(self._decide_pair(pair, stored[pair], by_pair[pair], result))
-        return self._run(calls, result, errors)
+        return self.send(calls, result, errors)
 
     def _register(self, pairs: list[Pair]) -> None:
         """On a cluster: list the pairs' tags in the registry before their first write, and
@@ -190,11 +193,11 @@ class Ledger:
         stored: tuple[bytes | None, str],
         events: list[Event],
         result: ApplyResult,
-    ) -> list[_Call]:
+    ) -> list[Call]:
         """One call for all of ``events`` of the pair; one per event only if deciding fails."""
         attempt = ApplyResult()
         try:
-            calls = self._decide(pair, PairHistory.loads(*stored), events, attempt)
+            calls = self.plan(pair, PairHistory.loads(*stored), events, attempt)
         except Exception:
             if len(events) == 1:
                 self._reject_failed(events[0], result)
@@ -207,7 +210,7 @@ class Ledger:
         for event in events:
             before = history.copy()
             try:
-                calls.extend(self._decide(pair, history, [event], result))
+                calls.extend(self.plan(pair, history, [event], result))
             except Exception:
                 self._reject_failed(event, result)
                 history = before
@@ -222,33 +225,26 @@ class Ledger:
         log.error("deciding event %s failed: %s\n%s", _ident(event), _kind(exc), trace)
         result.rejected.append((event, f"internal error: {exc.__class__.__name__}"))
 
-    def _decide(
+    def plan(
         self, pair: Pair, history: PairHistory, events: list[Event], result: ApplyResult
-    ) -> list[_Call]:
-        """Merge ``events``, evaluate the pair once, and build the call that applies them."""
-        new: list[Event] = []
-        for event in events:
-            settled = isinstance(event, Status) and history.is_settled(event.wamid)
-            if event.timestamp < history.floor and not settled:
-                result.rejected.append((event, TOO_LATE))
-                continue
-            changed = _merge(history, event)
-            if changed is None:
-                result.duplicates += 1
-            elif not changed:
-                result.unchanged += 1
-            else:
-                new.append(event)
-        if not new:
-            return []
+    ) -> list[Call]:
+        """Decide (core), encode the units into operations, and build the call that applies
+        ``events`` of ``pair``; ``history`` (the pair's stored state) is updated in place, its
+        version token included. No I/O: :meth:`send` runs the calls."""
         tz = self.ratebook.waba(pair.waba_id).timezone
-        evaluation = evaluate(pair, history, tz, self.book)
+        horizon = self.config.pair_horizon
+        decision = decide(pair, history, events, tz, self.book, horizon, self.may_trim)
+        result.duplicates += decision.duplicates
+        result.unchanged += decision.unchanged
+        result.rejected.extend(decision.rejected)
+        if not decision.new:
+            return []
+        new, evaluation = decision.new, decision.evaluation
+        assert evaluation is not None
         touch = _Touch()
-        unit_ops = self._unit_ops(pair, history, evaluation, touch)
-        newest = history.newest()
-        if self.may_trim and newest - history.oldest() > self.config.pair_horizon + DAY:
-            # only after every event of the batch was evaluated and its units booked
-            trim(pair, history, newest - self.config.pair_horizon, tz, self.book)
+        unit_ops = self._unit_ops(pair, history, decision, touch)
+        if decision.trim_to is not None:
+            trim(pair, history, decision.trim_to, tz, self.book)
         history.pending, pending_ops = self.ops.pending_ops(
             pair, history.pending, evaluation.pending, history.floor
         )
@@ -272,7 +268,7 @@ class Ledger:
         tag = keys.tag(pair.waba_id)
         claims = [keys.claim(e.claim_id, pair.waba_id) for e in new]
         head = [keys.pair(pair), keys.feed_of(tag), keys.months_of(tag)]
-        return [_Call(new, [*head, *claims, *data_keys], args)]
+        return [Call(new, [*head, *claims, *data_keys], args)]
 
     def _data_keys(self, pair: Pair, touch: _Touch, pending: bool) -> tuple[list[str], str]:
         """The records, usage, bucket, bounds and pending keys a call may touch, and the
@@ -307,25 +303,21 @@ class Ledger:
         return found
 
     def _unit_ops(
-        self, pair: Pair, history: PairHistory, evaluation: Evaluation, touch: _Touch
+        self, pair: Pair, history: PairHistory, decision: Decision, touch: _Touch
     ) -> list[str]:
+        """The decision's units as apply-script operations; the history's booked units."""
         ops = []
-        now: dict[str, list[Any]] = {}
-        for unit in evaluation.units:
-            signature = _signature(unit)
-            stored = history.units.get(unit.record_id)
-            if stored is not None and stored[0] == signature:
-                now[unit.record_id] = stored
-                continue
+        now = dict(decision.kept)
+        for unit, digest, stored in decision.put:
             op, month, bucket = self.ops.put(pair, unit, stored[2] if stored else None)
             ops.append(op)
             touch.unit(pair.waba_id, month, bucket, self.keys.shared_bucket(bucket))
             if stored is not None:
                 self._touch_stored(pair, stored, touch)
-            now[unit.record_id] = [signature, unit.charge_time, month, bucket]
-        for rid in history.units.keys() - now.keys():
-            ops.append(self.ops.void(pair, rid, history.units[rid][2]))
-            self._touch_stored(pair, history.units[rid], touch)
+            now[unit.record_id] = [digest, unit.charge_time, month, bucket]
+        for rid, stored in decision.void:
+            ops.append(self.ops.void(pair, rid, stored[2]))
+            self._touch_stored(pair, stored, touch)
         history.units = now
         return ops
 
@@ -337,10 +329,11 @@ class Ledger:
             return
         touch.unit(pair.waba_id, stored[2], stored[3], self.keys.shared_bucket(stored[3]))
 
-    def _run(
-        self, calls: list[_Call], result: ApplyResult, errors: list[Exception] | None = None
+    def send(
+        self, calls: list[Call], result: ApplyResult, errors: list[Exception] | None = None
     ) -> list[Event]:
-        """Send the calls, one pipeline per node; the events to decide again."""
+        """Run ``calls`` (one pipeline per node); the events to decide again (a conflict, a
+        moving store: then ``errors`` says why)."""
         if not calls:
             return []
         errors = [] if errors is None else errors
@@ -365,7 +358,7 @@ class Ledger:
     def _run_group(
         self,
         node: redis.Redis,
-        group: list[_Call],
+        group: list[Call],
         phones: dict[Any, Any] | None,
         result: ApplyResult,
         errors: list[Exception],
@@ -401,7 +394,7 @@ class Ledger:
             log.warning("ledger writes not yet on %d replica(s)", self.config.wait_replicas)
         return self._outcomes(group, scripts, result)
 
-    def _outcomes(self, calls: list[_Call], replies: list[Any], result: ApplyResult) -> list[Event]:
+    def _outcomes(self, calls: list[Call], replies: list[Any], result: ApplyResult) -> list[Event]:
         retry: list[Event] = []
         for call, reply in zip(calls, replies, strict=False):
             code = int(reply[0])
@@ -423,20 +416,6 @@ class Ledger:
                 result.duplicates += len(taken)
                 retry.extend(e for i, e in enumerate(call.events) if i not in taken)
         return retry
-
-
-def _merge(history: PairHistory, event: Event) -> bool | None:
-    """Merge ``event``: True if it changed the history; None for a redelivery; False for a
-    new status that can never matter (a ``read`` after a priced ``delivered``...)."""
-    if isinstance(event, Status) and history.dominated(event):
-        return False
-    return True if history.merge(event) else None
-
-
-def _signature(unit: Unit) -> str:
-    """A short digest of everything that makes up a unit (a change means a new version)."""
-    text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _kind(exc: BaseException) -> str:

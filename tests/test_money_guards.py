@@ -330,3 +330,73 @@ def test_rerating_keeps_a_void_unit_void_and_out_of_usage(world: dict[str, Any])
         1,
         "0.0600",
     )
+
+
+def test_rerating_one_waba_rerates_its_whole_portfolio_and_keeps_free_units_free(
+    world: dict[str, Any],
+) -> None:
+    """Rule: tiers are counted per portfolio, so re-rating one WABA re-rates every WABA of its
+    portfolio (and no other); a free unit gets the new list rate but stays free (cost 0)."""
+    write(world, "wabas.csv", "waba_id,currency,timezone,portfolio_id\n"
+          f"{WABA},USD,UTC,portfolio-1\n{WABA_2},USD,UTC,portfolio-1\n"
+          f"{WABA_3},USD,UTC,portfolio-2\n")  # fmt: skip
+    user = "5511900000066"
+    make_ledger(world["client"], world["prefix"], world["config"]).apply(
+        [
+            delivered(1, NOV_2025 + 1, "marketing"),
+            delivered(2, NOV_2025 + 2, "marketing", WABA_2, PHONE_2),
+            delivered(3, NOV_2025 + 3, "marketing", WABA_3, PHONE_3),
+            Inbound(Pair(WABA, PHONE, user), "wamid.in", NOV_2025, "text", False),
+            delivered(4, NOV_2025 + 60, "service", user=user, ptype="free_customer_service"),
+        ]
+    )
+    rates = world["config"] / "rates.csv"
+    text = rates.read_text().replace("marketing,0.0625", "marketing,0.0600")
+    rates.write_text(text.replace("service,0.0068", "service,0.0070"))
+    rerater = Rerater(world["client"], Keys(world["prefix"]), load_ratebook(world["config"]),
+                      10_000)  # fmt: skip
+    result = rerater.rerate("2025-11", WABA)
+    assert (result.month, result.wabas, result.records, result.changed) == (
+        "2025-11",
+        [WABA, WABA_2],
+        3,
+        3,
+    )
+    assert result.totals_before == {WABA: "0.0625", WABA_2: "0.0625"}
+    assert result.totals_after == {WABA: "0.0600", WABA_2: "0.0600"}
+    free = {r["wamid"]: r for r in records(world, "2025-11")}["wamid.0004"]
+    assert (free["billable"], free["rate"], free["cost"], free["billed_cost"]) == (
+        False,
+        "0.0070",
+        "0",
+        "0",
+    )
+    assert usage(world, "2025-11", WABA_3)["total_cost"] == "0.0625"  # another portfolio
+    assert usage(world, "2025-11")["units"] == 2
+
+
+# -- 7. copies of one status merge field by field -------------------------------------------------
+
+
+@pytest.mark.parametrize("priced_first", [True, False], ids=["priced-first", "bare-first"])
+def test_a_status_seen_twice_keeps_every_field_either_copy_carried(
+    world: dict[str, Any], priced_first: bool
+) -> None:
+    """Rule: the history is a set of facts; two copies of one status (here a ``delivered``
+    with Meta's pricing, and one without) merge to the earliest time and every known field, in
+    either order: the message is priced as marketing, once, at the earlier time."""
+    priced = delivered(1, NOV_2025 + 5, "marketing")
+    bare = Status(priced.pair, priced.wamid, "delivered", NOV_2025 + 2, None, None)
+    ledger = make_ledger(world["client"], world["prefix"], world["config"])
+    for event in [priced, bare] if priced_first else [bare, priced]:
+        ledger.apply([event])
+    [rec] = records(world, "2025-11")
+    assert (rec["category"], rec["cost"], rec["charge_time"]) == (
+        "marketing",
+        "0.0625",
+        "2025-11-10T12:26:42Z",
+    )
+    assert (usage(world, "2025-11")["units"], usage(world, "2025-11")["total_cost"]) == (
+        1,
+        "0.0625",
+    )

@@ -140,3 +140,20 @@ def test_a_rate_is_used_from_its_date_in_the_shipped_config() -> None:
     assert book.rate("Mexico", "marketing", "USD", date(2026, 9, 30)) == Decimal("0.0305")
     assert book.rate("Mexico", "marketing", "USD", date(2026, 10, 1)) == Decimal("0.0397")
     assert book.rate("India", "service", "USD", date(2026, 9, 30)) is None  # n/a: free then
+
+
+def test_every_shipped_tier_table_starts_at_the_list_rate_of_its_card() -> None:
+    """Cross-check of the tier cells against the rate card of the same date."""
+    rates = {(r["effective_from"], r["market"], r["currency"], r["category"]): r["rate"]
+             for r in rows("rates.csv")}  # fmt: skip
+    firsts = [r for r in rows("tiers.csv") if r["from_volume"] == "0"]
+    assert len({r["market"] for r in firsts}) == 12
+    for r in firsts:
+        key = (r["effective_from"], r["market"], r["currency"], r["category"])
+        assert Decimal(rates[key]) == Decimal(r["rate"]), key
+
+
+def test_india_utility_tiers_carry_metas_own_label() -> None:
+    """Meta's webhook example for India utility is tier "25000001:50000000"."""
+    tiers = load_ratebook(SHIPPED).tiers("India", "utility", "USD", date(2026, 10, 1))
+    assert [t.label for t in tiers][:2] == ["1:25000000", "25000001:50000000"]

@@ -141,7 +141,7 @@ def test_shipped_config_has_two_currencies_for_india(shipped: RateBook) -> None:
 
 def test_shipped_tiers_are_metas_style(shipped: RateBook) -> None:
     """Brazil utility (Meta's 2026-10-01 USD tier file) has marginal tiers from 0, the last
-    unbounded. (India's tiers are not in a public source: it moved to Brazil.)"""
+    unbounded; the shipped tiers start 2026-10-01 (no public tier table before)."""
     tiers = shipped.tiers("Brazil", "utility", "USD", date(2026, 10, 1))
     assert tiers[0].label == "1:250000" and tiers[-1].to_volume is None
     assert "250001:2000000" in [t.label for t in tiers]

@@ -400,3 +400,39 @@ def test_a_status_seen_twice_keeps_every_field_either_copy_carried(
         1,
         "0.0625",
     )
+
+
+def test_a_quote_counts_the_allowance_up_to_its_last_free_unit(world: dict[str, Any]) -> None:
+    """Rule: the first ``limit`` service messages of the month per business number are free
+    (pmp-2026-10; limit cut to 2 here): with 1 used the next is the last free one, with 2 used
+    the next is charged at the list rate; the quote says so with every money field."""
+    moment = 1_790_812_800 + 5 * DAY  # October 2026
+    user = "5511900000088"
+    keys = Keys(world["prefix"])
+    ledger = make_ledger(world["client"], world["prefix"], world["config"], limit=2)
+    quoter = Quoter(world["client"], keys, load_ratebook(world["config"]), small_book(2))
+    opened = Inbound(Pair(WABA, PHONE, user), "wamid.in", moment, "text", False)
+    ledger.apply([opened, delivered(1, moment + 60, "service", user=user, ptype="regular")])
+    second = quoter.quote(WABA, PHONE, user, "service", False, moment + 120)
+    assert (second["allowance"], second["free_reason"], second["cost"]) == (
+        {"limit": 2, "used": 1, "left": 1},
+        "free_tier",
+        "0",
+    )
+    ledger.apply([delivered(2, moment + 120, "service", user=user, ptype="regular")])
+    third = quoter.quote(WABA, PHONE, user, "service", False, moment + 180)
+    assert {k: third[k] for k in ("allowance", "billable", "free_reason", "rate", "cost",
+                                  "billed_rate", "billed_cost", "category", "policy")} == {
+        "allowance": {"limit": 2, "used": 2, "left": 0},
+        "billable": True,
+        "free_reason": None,
+        "rate": "0.0068",
+        "cost": "0.0068",
+        "billed_rate": "0.0068",
+        "billed_cost": "0.0068",
+        "category": "service",
+        "policy": "pmp-2026-10",
+    }  # fmt: skip
+    ledger.apply([delivered(3, moment + 180, "service", user=user, ptype="regular")])
+    [*_, charged] = records(world, "2026-10")
+    assert (charged["wamid"], charged["cost"]) == ("wamid.0003", third["cost"])

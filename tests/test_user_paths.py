@@ -44,7 +44,7 @@ README_BODY = (
     b'{"object":"whatsapp_business_account","entry":[{"id":"310000000000001","changes":[{"field":'
     b'"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":'
     b'"5511900000000","phone_number_id":"420000000000002"},"statuses":[{"id":"wamid.1","status":'
-    b'"delivered","timestamp":"1763798400","recipient_id":"5511988887777","pricing":{"billable":'
+    b'"delivered","timestamp":"1787385600","recipient_id":"5511988887777","pricing":{"billable":'
     b'true,"pricing_model":"PMP","type":"regular","category":"marketing"}}]}}]}]}'
 )
 
@@ -64,16 +64,22 @@ def procs(tmp_path: Path) -> Iterator[fh.Processes]:
         running.stop_all()
 
 
-def user_env(tmp_path: Path) -> dict[str, str]:
-    """A user's shell: no REDIS_URL anywhere, the README's secrets, a data dir of its own."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TEST_REDIS_URL")}
+def user_env(tmp_path: Path, *, shipped_config: bool = False) -> dict[str, str]:
+    """A user's shell: no REDIS_URL anywhere, the README's secrets, a data dir of its own, and
+    the test's own rate book (or, like a new user, the shipped config/)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "TEST_REDIS_URL", "BILLING_CONFIG_DIR")
+    }
+    if not shipped_config:
+        env["BILLING_CONFIG_DIR"] = str(write_config(tmp_path / "config"))
     return {
         **env,
         "META_APP_SECRET": SECRET,
         "META_VERIFY_TOKEN": VERIFY,
         "API_TOKEN": TOKEN,
         "WA_BILLING_DATA_DIR": str(tmp_path / "data"),
-        "BILLING_CONFIG_DIR": str(write_config(tmp_path / "config")),
         "WEB_CONCURRENCY": "1",
         "PYTHONPATH": str(fh.PROJECT),
     }
@@ -98,7 +104,10 @@ def wa_billing(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 def test_wa_billing_up_without_redis_url_bills_a_signed_body_and_stops_cleanly(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
-    env = user_env(tmp_path)
+    """The README's first command and its example, as a new user runs them: the shipped
+    config prices the README's body at Meta's published rate."""
+    assert README_BODY.decode() in (fh.PROJECT / "README.md").read_text()
+    env = user_env(tmp_path, shipped_config=True)
     port = fh.free_port()
     log = tmp_path / "up.log"
     with log.open("wb") as out:
@@ -125,19 +134,19 @@ def test_wa_billing_up_without_redis_url_bills_a_signed_body_and_stops_cleanly(
 
         def billed() -> Any:
             got = requests.get(
-                f"{base}/v1/usage?waba_id={p.WABA}&month=2025-11",
+                f"{base}/v1/usage?waba_id={p.WABA}&month=2026-08",
                 headers={"Authorization": f"Bearer {TOKEN}"},
                 timeout=5,
             ).json()
             return got if got["units"] == 1 else None
 
         usage = fh.wait_for(billed, 60, "the body to be billed", logs=[log])
-        assert usage["total_cost"] == "0.0625"  # one Brazil marketing message, by hand
+        assert usage["total_cost"] == "0.0625"  # Brazil marketing, Meta's USD card of 2026-07-01
 
-        report = wa_billing(env, "report", "--waba", p.WABA, "--month", "2025-11")
+        report = wa_billing(env, "report", "--waba", p.WABA, "--month", "2026-08")
         assert report.returncode == 0, report.stderr
         assert "marketing" in report.stdout and "total cost 0.0625 USD" in report.stdout
-        as_json = wa_billing(env, "report", "--waba", p.WABA, "--month", "2025-11", "--format",
+        as_json = wa_billing(env, "report", "--waba", p.WABA, "--month", "2026-08", "--format",
                              "json")  # fmt: skip
         assert json.loads(as_json.stdout)["total_cost"] == "0.0625"
 

@@ -140,6 +140,8 @@ class Ledger:
                     left = len(todo)
                     raise RuntimeError(f"{left} events still conflicting after {rounds} rounds")
                 continue
+            if not self.router.cluster:  # one Redis: fail the job now, as always
+                raise errors[0]
             outage_since = outage_since or time.monotonic()
             if time.monotonic() - outage_since > self.config.retry_seconds:
                 raise StoreUnavailable(f"the ledger's Redis kept failing: {errors[0]!r}")

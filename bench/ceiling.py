@@ -10,11 +10,11 @@
   the decide cost), then each batch's calls are sent by the ledger's own sender (one pipeline
   per batch). The records it leaves are checked like a drain's.
 
-The ledger has no public "decide without sending" entry point, so two private methods are
-used here (``Ledger._decide`` and ``Ledger._run``); each pair's state is held as the public
-:class:`~processor.core.history.PairHistory` (which ``_decide`` updates in place, version
-included), never as the ledger's stored-tuple form, so a change of that form cannot break the
-benchmark. ``tests/test_bench_smoke.py`` runs this section in CI.
+Only public functions are used: ``Ledger.plan`` (decide in core + encode, no I/O) and
+``Ledger.send``; each pair's state is held as the public
+:class:`~processor.core.history.PairHistory` (which ``plan`` updates in place, version
+included), so a change of the stored form cannot break the benchmark.
+``tests/test_bench_smoke.py`` runs this section in CI.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def decide_all(ledger: Ledger, batches: list[list[Event]]) -> list[list[Any]]:
         calls = []
         for pair, pair_events in by_pair.items():
             # updates the history in place, its version token included
-            calls.extend(ledger._decide(pair, histories[pair], pair_events, result))
+            calls.extend(ledger.plan(pair, histories[pair], pair_events, result))
         out.append(calls)
     return out
 
@@ -111,7 +111,7 @@ def send_all(ledger: Ledger, batches: list[list[Any]]) -> float:
     result = ApplyResult()
     start = time.perf_counter()
     for calls in batches:
-        retry = ledger._run(calls, result)
+        retry = ledger.send(calls, result)
         if retry:
             raise RuntimeError(f"apply.lua refused {len(retry)} pre-decided events")
     return time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""Redis memory per dedup claim and per tracked (business number, user) pair.
+"""Redis memory per dedup claim, per tracked (business number, user) pair and per record.
 
 Two measures: ``MEMORY USAGE`` averaged over the keys a drain left (the key and its value as
 Redis accounts them), and, for claims, the growth of ``used_memory`` when 50,000 claims of the
@@ -26,6 +26,9 @@ class Memory:
     pairs: int
     pair_usage: float
     messages_per_pair: float
+    records: int = 0  # records in the month hashes
+    record_usage: float = 0.0  # bytes per record in its month's hash (MEMORY USAGE / HLEN)
+    feed_usage: float = 0.0  # bytes per record version on the records feed
 
 
 def sample(ctx: Context, pattern: str) -> tuple[int, float]:
@@ -55,11 +58,31 @@ def synthetic_claims(ctx: Context, n: int = SYNTHETIC) -> float:
     return grown / n
 
 
+def records(ctx: Context) -> tuple[int, float, float]:
+    """(records, bytes per record in the month hashes, bytes per version on the feed)."""
+    client: redis.Redis = ctx.redis
+    keys = list(client.scan_iter(f"{ctx.keys.records_prefix}*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+        pipe.hlen(key)
+    replies = pipe.execute()
+    size, count = sum(replies[0::2]), sum(replies[1::2])
+    feed_len = int(client.xlen(ctx.keys.feed)) if client.exists(ctx.keys.feed) else 0
+    feed_size = client.memory_usage(ctx.keys.feed, samples=0) or 0 if feed_len else 0
+    per_record = size / count if count else 0.0
+    return count, per_record, (feed_size / feed_len if feed_len else 0.0)
+
+
 def measure(ctx: Context, messages: int) -> Memory:
     """Sample what a drain left; ``messages``: distinct outbound messages of its traffic."""
     claims, claim_usage = sample(ctx, f"{ctx.keys.prefix}:c:*")
     pairs, pair_usage = sample(ctx, f"{ctx.keys.prefix}:pair:*")
+    count, per_record, per_version = records(ctx)
     return Memory(
+        records=count,
+        record_usage=per_record,
+        feed_usage=per_version,
         claims=claims,
         claim_usage=claim_usage,
         claim_used_memory=synthetic_claims(ctx),

@@ -104,6 +104,18 @@ def memory_rows(mem: memory.Memory) -> list[Row]:
             f"{mem.pair_usage:,.0f} B",
             figure=mem.pair_usage,
         ),
+        Row(
+            "memory",
+            f"per record: its month's hash, MEMORY USAGE / HLEN ({mem.records:,} records)",
+            f"{mem.record_usage:,.0f} B",
+            figure=mem.record_usage,
+        ),
+        Row(
+            "memory",
+            "per record version on the records feed (MEMORY USAGE / XLEN)",
+            f"{mem.feed_usage:,.0f} B",
+            figure=mem.feed_usage,
+        ),
     ]
 
 

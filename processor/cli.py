@@ -122,7 +122,9 @@ def rerate(month: str, waba_id: str | None) -> None:
     from processor.store.rerate import Rerater
 
     ctx = _context()
-    rerater = Rerater(ctx.redis, ctx.keys, ctx.ratebook, ctx.settings.records_feed_maxlen)
+    rerater = Rerater(
+        ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.settings.records_feed_maxlen
+    )
     result = rerater.rerate(_month(month), waba_id)
     click.echo(f"re-rated {result.records} records of {month} ({result.changed} changed)")
     for waba in result.wabas:

@@ -86,7 +86,9 @@ def quote(
     at = moment(at_text)
     ctx = _context()
     if waba_id is None:
-        waba_id = Quoter(ctx.redis, ctx.keys, ctx.ratebook, ctx.ledger.book).waba_of(phone)
+        waba_id = Quoter(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book).waba_of(
+            phone
+        )
         if waba_id is None:
             raise click.UsageError("unknown phone number id: give --waba too")
     elif not _DIGITS.fullmatch(waba_id):

@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass, field
 
 import redis
+from redis import Redis
 from rq import Queue
 
 from processor.budget_files import load_budgets
@@ -13,6 +14,7 @@ from processor.config_files import load_ratebook
 from processor.core.budget import Budget
 from processor.core.rating import RateBook
 from processor.settings import DAY, Settings
+from processor.store.cluster import cluster_client
 from processor.store.connection import Embedded, client, resolve_url
 from processor.store.inbox import Inbox
 from processor.store.keys import Keys
@@ -42,7 +44,27 @@ class Context:
 
     @property
     def queries(self) -> Queries:
-        return Queries(self.redis, self.keys)
+        return Queries(self.ledger_redis, self.ledger_keys)
+
+    @functools.cached_property
+    def ledger_redis(self) -> Redis:
+        """The billing state's Redis: LEDGER_REDIS_URL (a cluster's node with
+        LEDGER_REDIS_CLUSTER), else the one of the inbox and RQ."""
+        s = self.settings
+        url = s.ledger_redis_url or self.redis_url
+        if s.ledger_redis_cluster:
+            return cluster_client(url, s.redis_timeout_seconds)
+        if url != self.redis_url:
+            return client(url, timeout=s.redis_timeout_seconds)
+        return self.redis
+
+    @functools.cached_property
+    def ledger_keys(self) -> Keys:
+        """The ledger's keys: on a cluster, tagged by each WABA's portfolio (wabas.csv)."""
+        if not self.settings.ledger_redis_cluster:
+            return self.keys
+        portfolios = self.ratebook.portfolios()
+        return Keys(self.settings.redis_prefix, cluster=True, portfolios=portfolios)
 
     @property
     def ratebook(self) -> RateBook:
@@ -63,8 +85,9 @@ class Context:
             pair_horizon=s.pair_horizon_seconds,
             records_retention=s.records_retention_seconds,
             feed_maxlen=s.records_feed_maxlen,
+            wait_replicas=s.ledger_wait_replicas,
         )
-        return Ledger(self.redis, self.keys, self.ratebook, config)
+        return Ledger(self.ledger_redis, self.ledger_keys, self.ratebook, config)
 
     @functools.cached_property
     def queue(self) -> Queue:
@@ -87,6 +110,8 @@ class Context:
         )
 
     def close(self) -> None:
+        if "ledger_redis" in self.__dict__ and self.ledger_redis is not self.redis:
+            self.ledger_redis.close()
         self.redis.close()
 
 

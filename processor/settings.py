@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +87,9 @@ class Settings:
     alert_max_attempts: int = 8
     alert_retry_seconds: float = 2.0
     alert_timeout_seconds: float = 5.0
+    ledger_redis_url: str | None = None  # LEDGER_REDIS_URL (default: REDIS_URL)
+    ledger_redis_cluster: bool = False  # LEDGER_REDIS_CLUSTER: the ledger URL names a cluster
+    ledger_wait_replicas: int = 0  # LEDGER_WAIT_REPLICAS (default 1 on a cluster)
 
     @property
     def signature_required(self) -> bool:
@@ -160,6 +163,25 @@ def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(raw)
     return raw
+
+
+def _ledger_settings(r: _Reader) -> tuple[str | None, bool, int]:
+    """Where the billing state lives: LEDGER_REDIS_URL (default REDIS_URL), a cluster or not."""
+    url = r.typed("LEDGER_REDIS_URL", None, _redis_url, "a redis://, rediss:// or unix:// URL")
+    cluster = r.flag("LEDGER_REDIS_CLUSTER")
+    if cluster and not (url or r.text("REDIS_URL")):
+        r.problems.append(
+            "LEDGER_REDIS_CLUSTER=true needs LEDGER_REDIS_URL (a node of the cluster)"
+        )
+    waits = r.typed("LEDGER_WAIT_REPLICAS", 1 if cluster else 0, _count, "a replica count")
+    return url, cluster, waits
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
 
 
 def _graph_version(raw: str) -> str:
@@ -259,6 +281,13 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         alert_max_attempts=r.typed("ALERT_MAX_ATTEMPTS", 8, _positive_int, "a positive integer"),
         alert_retry_seconds=r.typed("ALERT_RETRY_SECONDS", 2.0, _positive_float, "seconds"),
         alert_timeout_seconds=r.typed("ALERT_TIMEOUT_SECONDS", 5.0, _positive_float, "seconds"),
+    )
+    ledger_url, ledger_cluster, ledger_waits = _ledger_settings(r)
+    settings = replace(
+        settings,
+        ledger_redis_url=ledger_url,
+        ledger_redis_cluster=ledger_cluster,
+        ledger_wait_replicas=ledger_waits,
     )
     if settings.alert_webhook_url and not settings.alert_webhook_secret:
         r.problems.append("ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set")

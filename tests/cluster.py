@@ -131,3 +131,13 @@ def wait_failover(cluster: LocalCluster, dead: Node, timeout: float = 30) -> Non
         return all(int(entry[2][1]) != dead.port for entry in slots) and cluster.healthy()
 
     wait_for(promoted, timeout, "cluster failover")
+
+
+def replicas_online(cluster: LocalCluster) -> bool:
+    """Every primary's replica has finished its first sync (only then can it take over;
+    diskless sync waits 5 s before it starts)."""
+    for node in cluster.live():
+        info = node.client().info("replication")
+        if info["role"] == "master" and info.get("slave0", {}).get("state") != "online":
+            return False
+    return True

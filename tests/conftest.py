@@ -109,6 +109,22 @@ def browser() -> Iterator[Any]:
         yield driver
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real local Redis Cluster (3 primaries + 3 replicas, tests/cluster.py), started when a
+    test first asks for it and stopped at the end of the session."""
+    from tests.cluster import LocalCluster, replicas_online
+    from tests.fault_helpers import wait_for
+
+    local = LocalCluster(tmp_path_factory.mktemp("ledger-cluster"))
+    try:
+        local.start()
+        wait_for(lambda: replicas_online(local), 60, "every replica in sync")
+        yield local
+    finally:
+        local.stop()
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database (TEST_POSTGRES_URL's server, default 127.0.0.1:5432,

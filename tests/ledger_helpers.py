@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import redis
 
 from processor.config_files import load_ratebook
 from processor.core.policies import POLICIES, PolicyBook
+from processor.store.cluster import is_cluster
 from processor.store.keys import Keys
 from processor.store.ledger import Ledger, LedgerConfig
 from processor.store.ops import INTERNAL_FIELDS
@@ -65,21 +67,30 @@ def make_ledger(client: redis.Redis, prefix: str, config_dir: Path, limit: int =
     config = LedgerConfig(
         dedup_ttl=8 * DAY, pair_horizon=10 * DAY, records_retention=400 * DAY, feed_maxlen=10_000
     )
-    return Ledger(client, Keys(prefix), load_ratebook(config_dir), config, small_book(limit))
+    ratebook = load_ratebook(config_dir)
+    return Ledger(client, keys_for(client, prefix, config_dir), ratebook, config, small_book(limit))
+
+
+def keys_for(client: redis.Redis, prefix: str, config_dir: Path) -> Keys:
+    """The ledger's keys for ``client``: tagged by portfolio on a cluster."""
+    if not is_cluster(client):
+        return Keys(prefix)
+    return Keys(prefix, cluster=True, portfolios=load_ratebook(config_dir).portfolios())
 
 
 def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
     """Everything a user can see: live records (without versions) and usage, per month."""
     records: dict[str, Any] = {}
     usage: dict[str, Counter[str]] = {}
-    for key in client.scan_iter(f"{prefix}:rec:*"):
+    tagged = is_cluster(client)  # on a cluster: {prefix}:{portfolio}:rec:...
+    for key in client.scan_iter(f"{prefix}:{'{*}:' if tagged else ''}rec:*"):
         for rid, body in client.hgetall(key).items():
             rec = json.loads(body)
             if not rec["void"]:
                 records[rid.decode()] = _visible(rec)
-    for key in client.scan_iter(f"{prefix}:usage:*"):
+    for key in client.scan_iter(f"{prefix}:{'{*}:' if tagged else ''}usage:*"):
         counts = Counter({k.decode(): int(v) for k, v in client.hgetall(key).items()})
-        usage[key.decode().removeprefix(f"{prefix}:usage:")] = +counts
+        usage[re.sub(r"^.*?:usage:", "", key.decode())] = +counts
     return {"records": records, "usage": {k: v for k, v in usage.items() if v}}
 
 

@@ -99,12 +99,22 @@ def real(redis_url: str) -> Iterator[redis.Redis]:
 Backend = Callable[[], tuple[redis.Redis, str, Callable[[], None]]]
 
 
-@pytest.fixture(params=["twin", "redis"])
+@pytest.fixture(scope="module")
+def on_cluster(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """The ledger on the local Redis Cluster (keys tagged by portfolio)."""
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(request.getfixturevalue("redis_cluster").url)
+    yield client  # type: ignore[misc]
+    client.close()
+
+
+@pytest.fixture(params=["twin", "redis", pytest.param("cluster", marks=pytest.mark.cluster)])
 def backend(request: pytest.FixtureRequest) -> Backend:
     """A fresh namespace per example: (client, prefix, cleanup)."""
     if request.param == "twin":
         return lambda: (fakeredis.FakeRedis(), "p", lambda: None)
-    client = request.getfixturevalue("real")
+    client = request.getfixturevalue("on_cluster" if request.param == "cluster" else "real")
 
     def fresh() -> tuple[redis.Redis, str, Callable[[], None]]:
         prefix = "prop" + secrets.token_hex(4)

@@ -207,16 +207,16 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 @pytest.fixture
 def failing_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in the rules for one user, whose exception message carries the user's number."""
-    from processor.store import ledger
+    from processor.core import decide
 
-    real = ledger.evaluate
+    real = decide.evaluate
 
     def evaluate(pair: Any, *args: Any) -> Any:
         if pair.user_id == PHONES["cbp"]:
             raise RuntimeError(f"no rule for {pair.user_id}: {TEXTS['text']}")
         return real(pair, *args)
 
-    monkeypatch.setattr(ledger, "evaluate", evaluate)
+    monkeypatch.setattr(decide, "evaluate", evaluate)
 
 
 @pytest.fixture

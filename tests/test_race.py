@@ -79,7 +79,9 @@ def traffic(seed: int = 7) -> list[bytes]:
 
 
 def reference(environ: dict[str, str], bodies: list[bytes]) -> dict[str, Any]:
-    settings = load_settings({**environ, "REDIS_PREFIX": environ["REDIS_PREFIX"] + "ref"})
+    """One worker, the ledger on the standalone Redis (whatever ``environ`` says)."""
+    alone = {k: v for k, v in environ.items() if not k.startswith("LEDGER_")}
+    settings = load_settings({**alone, "REDIS_PREFIX": environ["REDIS_PREFIX"] + "ref"})
     ctx = build_context(settings)
     try:
         for body in bodies:
@@ -114,7 +116,7 @@ def test_racing_workers_end_with_the_single_worker_result(
             proc.terminate()
         for proc in workers:
             proc.wait(timeout=15)
-    assert snapshot(ctx.redis, ctx.settings.redis_prefix) == expected
+    assert snapshot(ctx.ledger_redis, ctx.settings.redis_prefix) == expected
     assert hand_totals(ctx) == HAND_TOTALS
     # the workers really raced: some of their decisions lost the compare-and-set
     conflicts = int(ctx.redis.hget(ctx.keys.stats, "apply_conflicts") or 0)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def budgets(ctx: Context) -> Budgets:
-    return Budgets(ctx.redis, ctx.keys, ctx.ratebook, ctx.budget_file)
+    return Budgets(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.budget_file)
 
 
 def touched(ctx: Context, events: Iterable[Event]) -> set[tuple[str, str]]:

@@ -200,6 +200,16 @@ class RateBook:
     def waba(self, waba_id: str) -> WabaSettings:
         return self._wabas.get(waba_id) or WabaSettings.default(waba_id)
 
+    def wabas_in(self, waba_id: str) -> tuple[str, ...]:
+        """Every WABA of ``waba_id``'s portfolio (itself included), sorted."""
+        portfolio = self.waba(waba_id).portfolio_id
+        found = {w for w, s in self._wabas.items() if s.portfolio_id == portfolio}
+        return tuple(sorted(found | {waba_id}))
+
+    def portfolios(self) -> dict[str, str]:
+        """waba_id -> portfolio_id of every configured WABA."""
+        return {w: s.portfolio_id for w, s in self._wabas.items()}
+
     def country_of(self, user_id: str) -> tuple[str | None, str]:
         """ISO alpha-2 country of a user id (phone digits or BSUID), and where it came from."""
         return country_of(user_id)

@@ -116,7 +116,9 @@ class CampaignQuoter:
                 free = FREE_TIER
         elif unit.bucket == VOLUME_TIER and rating.tiers:
             portfolio = self.ratebook.waba(pair.waba_id).portfolio_id
-            key = self.keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category, month)
+            key = self.keys.bucket(
+                VOLUME_TIER, portfolio, rating.market, unit.category, month, waba_id=pair.waba_id
+            )
             scope = {"portfolio_id": portfolio, "market": rating.market,
                      "category": unit.category, "month": month}  # fmt: skip
             place = self._enter(self._bucket(key, VOLUME_TIER, scope, None))
@@ -141,7 +143,7 @@ class CampaignQuoter:
 
     def _allowance(self, q: Quote, pair: Pair, kind: str, month: str) -> str:
         scope_id = pair.waba_id if kind == WABA_ALLOWANCE else pair.phone_number_id
-        key = self.keys.bucket(kind, scope_id, month)
+        key = self.keys.bucket(kind, scope_id, month, waba_id=pair.waba_id)
         name = "waba_id" if kind == WABA_ALLOWANCE else "phone_number_id"
         return self._bucket(key, kind, {name: scope_id, "month": month}, q.allowance_limit)
 

@@ -192,14 +192,21 @@ class Dashboard:
         )
         out = []
         for portfolio, market, category in seen:
-            key = self.keys.bucket(VOLUME_TIER, portfolio, market, category, month)
-            table = self.redis.get(key + ":t")
+            key = self.keys.bucket(
+                VOLUME_TIER, portfolio, market, category, month, portfolio=portfolio
+            )
+            table = self.redis.get(self.keys.bounds(key))
             if not table:
                 continue
             tiers = json.loads(table)
             count = int(self.redis.zcard(key))
             out.append(_tier_progress(portfolio, market, category, tiers, count))
         return out
+
+    def _waba_of(self, phone: str, wabas: list[str]) -> str:
+        """The WABA of a business number (the ledger keeps it; the tag of its buckets)."""
+        found = self.redis.hget(self.keys.phones, phone)
+        return codec.text(found) if found else wabas[0]
 
     def _allowances(
         self,
@@ -221,7 +228,9 @@ class Dashboard:
         )
         out = []
         for scope in scopes:
-            used = int(self.redis.zcard(self.keys.bucket(allowance.scope, scope, month)))
+            waba = scope if allowance.scope != PHONE_ALLOWANCE else self._waba_of(scope, wabas)
+            key = self.keys.bucket(allowance.scope, scope, month, waba_id=waba)
+            used = int(self.redis.zcard(key))
             out.append(
                 {
                     "scope": allowance.scope,

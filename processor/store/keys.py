@@ -39,14 +39,27 @@ Key                                    Type    Lifetime
                                                dashboard (days in the WABA's zone; d = 1 when the
                                                record has a discrepancy)
 
-Not Redis-Cluster ready: one event's script touches its pair, its units and shared buckets.
+{p}:tags                               set     the hash tags that hold ledger state (cluster)
+{p}:{tag}:...                          ...     on a cluster (LEDGER_REDIS_CLUSTER): every ledger key
+                                               above (pair, claims, records, usage, buckets,
+                                               pending, the records feed, months) carries the
+                                               hash tag of its WABA's portfolio, and the feed
+                                               and months index are one per tag.
+
+Cluster layout. An apply call touches one pair, its claims, the records and usage of the
+months its units land in, the units' buckets (a portfolio's volume tiers; a WABA's or a phone
+number's allowance) and the WABA's pending list. A phone number belongs to one WABA, a WABA to
+one portfolio: tagging every such key with the portfolio (``tag``) puts all of them in one
+slot. The tag comes from ``portfolios`` (waba_id -> portfolio_id, from wabas.csv; an unlisted
+WABA is its own portfolio). Standalone (the default) keys carry no tag: names unchanged.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from processor.core.events import Pair
 
@@ -56,9 +69,29 @@ GROUP = "billing"  # the consumer group of the inbox stream
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "wab"
+    cluster: bool = False
+    portfolios: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
+
+    def tag(self, waba_id: str) -> str:
+        """The hash tag of a WABA's ledger state: ``{portfolio}`` on a cluster, else ""."""
+        if not self.cluster:
+            return ""
+        return self.portfolio_tag(self.portfolios.get(waba_id, waba_id))
+
+    def portfolio_tag(self, portfolio: str) -> str:
+        """The hash tag of a portfolio's ledger state ("" standalone)."""
+        if not self.cluster:
+            return ""
+        if "{" in portfolio or "}" in portfolio or not portfolio:
+            digest = hashlib.blake2b(portfolio.encode(), digest_size=8).hexdigest()
+            portfolio = f"h-{digest}"
+        return "{" + portfolio + "}"
+
+    def _t(self, tag: str, *parts: str) -> str:
+        return self._k(tag, *parts) if tag else self._k(*parts)
 
     @property
     def inbox(self) -> str:
@@ -68,48 +101,78 @@ class Keys:
     def drain_ticket(self) -> str:
         return self._k("drain", "ticket")
 
-    def claim(self, claim_id: str) -> str:
+    def claim(self, claim_id: str, waba_id: str = "") -> str:
         digest = hashlib.blake2b(claim_id.encode(), digest_size=12).digest()
-        return self._k("c", base64.urlsafe_b64encode(digest).decode())
+        return self._t(self.tag(waba_id), "c", base64.urlsafe_b64encode(digest).decode())
 
     def pair(self, pair: Pair) -> str:
-        return self._k("pair", pair.phone_number_id, pair.user_id)
+        return self._t(self.tag(pair.waba_id), "pair", pair.phone_number_id, pair.user_id)
 
     @property
     def records_prefix(self) -> str:
+        """Standalone only (on a cluster the records keys carry a tag)."""
         return self._k("rec", "")
 
     def records(self, waba_id: str, month: str) -> str:
-        return f"{self.records_prefix}{waba_id}:{month}"
+        return self._t(self.tag(waba_id), "rec", waba_id, month)
 
     @property
     def usage_prefix(self) -> str:
+        """Standalone only (on a cluster the usage keys carry a tag)."""
         return self._k("usage", "")
 
     def usage(self, waba_id: str, month: str) -> str:
-        return f"{self.usage_prefix}{waba_id}:{month}"
+        return self._t(self.tag(waba_id), "usage", waba_id, month)
 
-    def bucket(self, *scope: str) -> str:
-        return self._k("b", *scope)
+    def bucket(self, *scope: str, waba_id: str = "", portfolio: str | None = None) -> str:
+        """A bucket of ``waba_id``'s portfolio, or of ``portfolio`` (its tag)."""
+        tag = self.tag(waba_id) if portfolio is None else self.portfolio_tag(portfolio)
+        return self._t(tag, "b", *scope)
+
+    def shared_bucket(self, bucket: str) -> bool:
+        """A volume-tier bucket: its members may be units of any WABA of the portfolio."""
+        return ":b:volume_tier:" in bucket
+
+    def bounds(self, bucket: str) -> str:
+        """The bounds of a bucket's members' tables, beside it (same tag)."""
+        return bucket + ":t"
 
     @property
     def feed(self) -> str:
+        """The records feed of a standalone ledger (``feed_of(tag)`` on a cluster)."""
         return self._k("records")
+
+    def feed_of(self, tag: str) -> str:
+        return self._t(tag, "records")
 
     @property
     def months(self) -> str:
         return self._k("months")
+
+    def months_of(self, tag: str) -> str:
+        return self._t(tag, "months")
+
+    @property
+    def tags(self) -> str:
+        """The registry of hash tags that hold ledger state (a cluster's tags; outside any
+        tag, written before the first apply call of a tag)."""
+        return self._k("tags")
 
     @property
     def phones(self) -> str:
         return self._k("phones")
 
     def pending(self, waba_id: str) -> str:
-        return self._k("pending", waba_id)
+        return self._t(self.tag(waba_id), "pending", waba_id)
 
     @property
     def pending_pattern(self) -> str:
         return self._k("pending", "*")
+
+    @property
+    def pending_pattern_cluster(self) -> str:
+        """The pending lists of every tag (SCAN MATCH pattern)."""
+        return self._k("{*}", "pending", "*")
 
     @property
     def quarantine(self) -> str:
@@ -190,6 +253,5 @@ class Keys:
         return self._k("budgets")
 
     def usage_daily(self, waba_id: str, month: str) -> str:
-        """The dashboard's breakdown of a month's usage (apply.lua derives its prefix from the
-        usage prefix: ``usage:`` -> ``daily:``)."""
-        return self._k("daily", waba_id, month)
+        """The dashboard's breakdown of a month's usage (beside its usage counters)."""
+        return self._t(self.tag(waba_id), "daily", waba_id, month)

@@ -1,30 +1,37 @@
 """The ledger: applies events to Redis, in pipelined batches of atomic scripts.
 
-For each pair of a batch: read its history, merge the batch's events, re-evaluate the pair once
-(pure), and send one apply-script call that claims the new events, checks the pair version it
-was decided on, and books the units that changed. All calls of a batch go in one pipeline; a
-pair changed meanwhile by another worker (a version conflict) is decided again on fresh state.
+For each pair of a batch: read its history, decide (``processor.core.decide``: merge the
+batch's events, re-evaluate the pair once, compare its units with those booked), encode the
+units that changed into apply-script operations, and send one call that claims the new
+events, checks the pair version it was decided on, and books the units. All calls of a batch
+go in one pipeline per Redis node; a pair changed meanwhile by another worker (a version
+conflict) is decided again on fresh state, and calls that meet a moving store (failover,
+moved slot, dropped connection) are sent again, their claims making that safe.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
 import secrets
 import sys
+import time
 import traceback
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import redis
 
-from processor.core.events import Event, Pair, Status
+from processor.core.decide import Decision, decide
+from processor.core.events import Event, Pair
 from processor.core.history import PairHistory
-from processor.core.model import Evaluation, Unit, evaluate, trim
+from processor.core.model import trim
 from processor.core.policies import PolicyBook
 from processor.core.rating import RateBook
+from processor.errors import StoreUnavailable
+from processor.store.cluster import TRANSIENT, Router
 from processor.store.keys import Keys
 from processor.store.ops import OpBuilder
 
@@ -32,8 +39,6 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 MAX_ROUNDS = 20
 DUPLICATE, CONFLICT, APPLIED = 0, 1, 2
-TOO_LATE = "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
-UNIT_FIELDS = tuple(f.name for f in fields(Unit))
 SCRIPT = resources.files("processor.store").joinpath("lua/apply.lua")
 PRICING = resources.files("processor.store").joinpath("lua/pricing.lua")
 
@@ -44,6 +49,9 @@ class LedgerConfig:
     pair_horizon: int
     records_retention: int
     feed_maxlen: int
+    wait_replicas: int = 0  # WAIT for this many replicas after each node's batch (cluster)
+    wait_ms: int = 200
+    retry_seconds: float = 30.0  # how long a moving store (failover, moved slots) is retried
 
     @property
     def bucket_ttl(self) -> int:
@@ -70,10 +78,28 @@ class ApplyResult:
 
 
 @dataclass
-class _Call:
+class Call:
+    """One apply-script call: the new events of one pair it claims, its KEYS and ARGV."""
+
     events: list[Event]  # the new events it claims (all of one pair)
     keys: list[str]
     args: list[Any]
+
+
+@dataclass
+class _Touch:
+    """What one call's operations may touch besides its pair and claims."""
+
+    months: set[tuple[str, str]] = field(default_factory=set)  # (waba_id, month)
+    buckets: set[str] = field(default_factory=set)
+    wide: bool = False  # a shared bucket: units of every WABA of the portfolio may move
+    legacy: bool = False  # a unit booked before its bucket was kept in the history
+
+    def unit(self, waba_id: str, month: str, bucket: str, shared: bool) -> None:
+        self.months.add((waba_id, month))
+        if bucket:
+            self.buckets.add(bucket)
+            self.wide = self.wide or shared
 
 
 class Ledger:
@@ -91,6 +117,9 @@ class Ledger:
         self.source = PRICING.read_text() + "\n" + SCRIPT.read_text()
         self.sha = ""
         self.may_trim = True
+        self.router = Router(client)
+        self._registered: set[str] = set()  # tags known to be in the registry (cluster)
+        self._portfolio: dict[str, tuple[str, ...]] = {}
 
     # -- applying ------------------------------------------------------------------------------
 
@@ -101,23 +130,54 @@ class Ledger:
         knows older events are still on their way (another worker holds older bodies)."""
         self.may_trim = may_trim
         result = ApplyResult()
-        todo = list(events)
-        for _ in range(MAX_ROUNDS):
-            if not todo:
-                return result
-            todo = self._round(todo, result)
-        raise RuntimeError(f"{len(todo)} events still conflicting after {MAX_ROUNDS} rounds")
+        todo, rounds, outage_since, pause = list(events), 0, 0.0, 0.05
+        while todo:
+            errors: list[Exception] = []
+            todo = self._round(todo, result, errors)
+            if not errors:
+                rounds, outage_since, pause = rounds + 1, 0.0, 0.05
+                if todo and rounds >= MAX_ROUNDS:
+                    left = len(todo)
+                    raise RuntimeError(f"{left} events still conflicting after {rounds} rounds")
+                continue
+            if not self.router.cluster:  # one Redis: fail the job now, as always
+                raise errors[0]
+            outage_since = outage_since or time.monotonic()
+            if time.monotonic() - outage_since > self.config.retry_seconds:
+                raise StoreUnavailable(f"the ledger's Redis kept failing: {errors[0]!r}")
+            log.warning("ledger store moving (%s); trying again", _kind(errors[0]))
+            time.sleep(pause)  # a failover takes seconds; the calls are safe to send again
+            pause = min(pause * 2, 1.0)
+            self.router.refresh()
+        return result
 
-    def _round(self, events: list[Event], result: ApplyResult) -> list[Event]:
+    def _round(
+        self, events: list[Event], result: ApplyResult, errors: list[Exception]
+    ) -> list[Event]:
         by_pair: dict[Pair, list[Event]] = defaultdict(list)
         for event in events:
             by_pair[event.pair].append(event)
         pairs = list(by_pair)
-        stored = self._read(pairs)
-        calls: list[_Call] = []
+        try:
+            self._register(pairs)
+            stored = self._read(pairs)
+        except TRANSIENT as exc:
+            errors.append(exc)
+            return events
+        calls: list[Call] = []
         for pair in pairs:
             calls.extend(self._decide_pair(pair, stored[pair], by_pair[pair], result))
-        return self._run(calls, result)
+        return self.send(calls, result, errors)
+
+    def _register(self, pairs: list[Pair]) -> None:
+        """On a cluster: list the pairs' tags in the registry before their first write, and
+        record which WABA each phone number belongs to (for quotes), outside the script."""
+        if not self.router.cluster:
+            return
+        tags = {self.keys.tag(p.waba_id) for p in pairs} - self._registered
+        if tags:
+            self.redis.sadd(self.keys.tags, *sorted(tags))
+            self._registered |= tags
 
     def _read(self, pairs: list[Pair]) -> dict[Pair, tuple[bytes | None, str]]:
         """Each pair's stored (history JSON, version): ``PairHistory.loads``'s arguments."""
@@ -135,11 +195,11 @@ class Ledger:
         stored: tuple[bytes | None, str],
         events: list[Event],
         result: ApplyResult,
-    ) -> list[_Call]:
+    ) -> list[Call]:
         """One call for all of ``events`` of the pair; one per event only if deciding fails."""
         attempt = ApplyResult()
         try:
-            calls = self._decide(pair, PairHistory.loads(*stored), events, attempt)
+            calls = self.plan(pair, PairHistory.loads(*stored), events, attempt)
         except Exception:
             if len(events) == 1:
                 self._reject_failed(events[0], result)
@@ -152,7 +212,7 @@ class Ledger:
         for event in events:
             before = history.copy()
             try:
-                calls.extend(self._decide(pair, history, [event], result))
+                calls.extend(self.plan(pair, history, [event], result))
             except Exception:
                 self._reject_failed(event, result)
                 history = before
@@ -167,37 +227,32 @@ class Ledger:
         log.error("deciding event %s failed: %s\n%s", _ident(event), _kind(exc), trace)
         result.rejected.append((event, f"internal error: {exc.__class__.__name__}"))
 
-    def _decide(
+    def plan(
         self, pair: Pair, history: PairHistory, events: list[Event], result: ApplyResult
-    ) -> list[_Call]:
-        """Merge ``events``, evaluate the pair once, and build the call that applies them."""
-        new: list[Event] = []
-        for event in events:
-            settled = isinstance(event, Status) and history.is_settled(event.wamid)
-            if event.timestamp < history.floor and not settled:
-                result.rejected.append((event, TOO_LATE))
-                continue
-            changed = _merge(history, event)
-            if changed is None:
-                result.duplicates += 1
-            elif not changed:
-                result.unchanged += 1
-            else:
-                new.append(event)
-        if not new:
-            return []
+    ) -> list[Call]:
+        """Decide (core), encode the units into operations, and build the call that applies
+        ``events`` of ``pair``; ``history`` (the pair's stored state) is updated in place, its
+        version token included. No I/O: :meth:`send` runs the calls."""
         tz = self.ratebook.waba(pair.waba_id).timezone
-        evaluation = evaluate(pair, history, tz, self.book)
-        unit_ops = self._unit_ops(pair, history, evaluation)
-        newest = history.newest()
-        if self.may_trim and newest - history.oldest() > self.config.pair_horizon + DAY:
-            # only after every event of the batch was evaluated and its units booked
-            trim(pair, history, newest - self.config.pair_horizon, tz, self.book)
+        horizon = self.config.pair_horizon
+        decision = decide(pair, history, events, tz, self.book, horizon, self.may_trim)
+        result.duplicates += decision.duplicates
+        result.unchanged += decision.unchanged
+        result.rejected.extend(decision.rejected)
+        if not decision.new:
+            return []
+        new, evaluation = decision.new, decision.evaluation
+        assert evaluation is not None
+        touch = _Touch()
+        unit_ops = self._unit_ops(pair, history, decision, touch)
+        if decision.trim_to is not None:
+            trim(pair, history, decision.trim_to, tz, self.book)
         history.pending, pending_ops = self.ops.pending_ops(
             pair, history.pending, evaluation.pending, history.floor
         )
         expected, history.version = history.version, secrets.token_hex(8)
         cfg, keys = self.config, self.keys
+        data_keys, index = self._data_keys(pair, touch, bool(pending_ops))
         args: list[Any] = [
             expected,
             history.version,
@@ -205,59 +260,156 @@ class Ledger:
             cfg.dedup_ttl,
             cfg.pair_horizon,
             cfg.feed_maxlen,
-            keys.records_prefix,
-            keys.usage_prefix,
+            len(new),
+            index,
             cfg.bucket_ttl,
             "[" + ",".join(unit_ops) + "]",
             "[" + ",".join(pending_ops) + "]",
             cfg.records_retention,
         ]
-        claims = (keys.claim(e.claim_id) for e in new)
-        return [_Call(new, [keys.pair(pair), keys.feed, keys.months, *claims], args)]
+        tag = keys.tag(pair.waba_id)
+        claims = [keys.claim(e.claim_id, pair.waba_id) for e in new]
+        head = [keys.pair(pair), keys.feed_of(tag), keys.months_of(tag)]
+        return [Call(new, [*head, *claims, *data_keys], args)]
 
-    def _unit_ops(self, pair: Pair, history: PairHistory, evaluation: Evaluation) -> list[str]:
+    def _data_keys(self, pair: Pair, touch: _Touch, pending: bool) -> tuple[list[str], str]:
+        """The records, usage, bucket, bounds and pending keys a call may touch, and the
+        script's index of them (ARGV[8] of apply.lua)."""
+        keys, months = self.keys, touch.months
+        if touch.wide or touch.legacy:  # units of every WABA of the portfolio may move
+            wabas = self._wabas_in(pair.waba_id)
+            months = {(w, m) for _, m in months for w in wabas} | months
+        index: dict[str, Any] = {"m": {}, "t": {}}
+        out: list[str] = []
+        for waba, month in sorted(months):
+            pair_keys = [
+                keys.records(waba, month),
+                keys.usage(waba, month),
+                keys.usage_daily(waba, month),
+            ]
+            index["m"][f"{waba}|{month}"] = pair_keys
+            out += pair_keys
+        for bucket in sorted(touch.buckets):
+            index["t"][bucket] = keys.bounds(bucket)
+            out += [bucket, keys.bounds(bucket)]
+        if touch.legacy and not self.router.cluster:
+            index["legacy"] = True
+        if pending:
+            out.append(keys.pending(pair.waba_id))
+        return out, json.dumps(index, separators=(",", ":"))
+
+    def _wabas_in(self, waba_id: str) -> tuple[str, ...]:
+        found = self._portfolio.get(waba_id)
+        if found is None:
+            found = self._portfolio[waba_id] = self.ratebook.wabas_in(waba_id)
+        return found
+
+    def _unit_ops(
+        self, pair: Pair, history: PairHistory, decision: Decision, touch: _Touch
+    ) -> list[str]:
+        """The decision's units as apply-script operations; the history's booked units."""
         ops = []
-        now: dict[str, list[Any]] = {}
-        for unit in evaluation.units:
-            signature = _signature(unit)
-            stored = history.units.get(unit.record_id)
-            if stored is not None and stored[0] == signature:
-                now[unit.record_id] = stored
-                continue
-            op, month = self.ops.put(pair, unit, stored[2] if stored else None)
+        now = dict(decision.kept)
+        for unit, digest, stored in decision.put:
+            op, month, bucket = self.ops.put(pair, unit, stored[2] if stored else None)
             ops.append(op)
-            now[unit.record_id] = [signature, unit.charge_time, month]
-        for rid in history.units.keys() - now.keys():
-            ops.append(self.ops.void(pair, rid, history.units[rid][2]))
+            touch.unit(pair.waba_id, month, bucket, self.keys.shared_bucket(bucket))
+            if stored is not None:
+                self._touch_stored(pair, stored, touch)
+            now[unit.record_id] = [digest, unit.charge_time, month, bucket]
+        for rid, stored in decision.void:
+            ops.append(self.ops.void(pair, rid, stored[2]))
+            self._touch_stored(pair, stored, touch)
         history.units = now
         return ops
 
-    def _run(self, calls: list[_Call], result: ApplyResult) -> list[Event]:
+    def _touch_stored(self, pair: Pair, stored: list[Any], touch: _Touch) -> None:
+        """The stored version of a unit: its month's keys and its bucket (where it leaves)."""
+        if len(stored) < 4:  # booked by a version that did not keep its bucket
+            touch.months.add((pair.waba_id, stored[2]))
+            touch.legacy = True
+            return
+        touch.unit(pair.waba_id, stored[2], stored[3], self.keys.shared_bucket(stored[3]))
+
+    def send(
+        self, calls: list[Call], result: ApplyResult, errors: list[Exception] | None = None
+    ) -> list[Event]:
+        """Run ``calls`` (one pipeline per node); the events to decide again (a conflict, a
+        moving store: then ``errors`` says why)."""
         if not calls:
             return []
-        if not self.sha:
-            self.sha = self.redis.script_load(self.source)
-        pipe = self.redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
-        pairs = {c.events[0].pair for c in calls}
-        pipe.hset(self.keys.phones, mapping={p.phone_number_id: p.waba_id for p in pairs})
-        replies = pipe.execute(raise_on_error=False)
-        if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
-            self.sha = ""  # Redis restarted or flushed its scripts: decide again, load again
+        errors = [] if errors is None else errors
+        phones: dict[Any, Any] = {
+            c.events[0].pair.phone_number_id: c.events[0].pair.waba_id for c in calls
+        }
+        try:
+            if not self.sha:
+                self.sha = self.redis.script_load(self.source)
+            if self.router.cluster:  # a key of its own slot: apart from the scripts
+                self.redis.hset(self.keys.phones, mapping=phones)
+        except TRANSIENT as exc:
+            errors.append(exc)
             return [e for c in calls for e in c.events]
-        for reply in replies:
+        retry: list[Event] = []
+        for node, members in self.router.groups([c.keys[0] for c in calls]):
+            group = [calls[i] for i in members]
+            extra = None if self.router.cluster else phones
+            retry += self._run_group(node, group, extra, result, errors)
+        return retry
+
+    def _run_group(
+        self,
+        node: redis.Redis,
+        group: list[Call],
+        phones: dict[Any, Any] | None,
+        result: ApplyResult,
+        errors: list[Exception],
+    ) -> list[Event]:
+        pipe = node.pipeline(transaction=False)
+        for call in group:
+            pipe.evalsha(self.sha, len(call.keys), *call.keys, *call.args)
+        if phones:
+            pipe.hset(self.keys.phones, mapping=phones)
+        waits = self.router.cluster and self.config.wait_replicas > 0
+        if waits:  # on this connection: its writes reach a replica before the batch is acked
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", self.config.wait_replicas, self.config.wait_ms
+            )
+        everything = [e for c in group for e in c.events]
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except TRANSIENT as exc:
+            errors.append(exc)
+            return everything
+        scripts, rest = replies[: len(group)], replies[len(group) :]
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in scripts):
+            node.script_load(self.source)  # restarted, flushed or promoted: decide again
+            return everything
+        moving = [r for r in scripts if isinstance(r, TRANSIENT)]
+        if moving:
+            errors.append(moving[0])
+            return everything
+        for reply in [*scripts, *rest]:
             if isinstance(reply, Exception):
                 raise reply
-        return self._outcomes(calls, replies, result)
+        if waits and int(rest[-1]) < self.config.wait_replicas:
+            log.warning("ledger writes not yet on %d replica(s)", self.config.wait_replicas)
+        return self._outcomes(group, scripts, result)
 
-    def _outcomes(self, calls: list[_Call], replies: list[Any], result: ApplyResult) -> list[Event]:
+    def _outcomes(self, calls: list[Call], replies: list[Any], result: ApplyResult) -> list[Event]:
         retry: list[Event] = []
         for call, reply in zip(calls, replies, strict=False):
             code = int(reply[0])
             if code == APPLIED:
                 result.applied += len(call.events)
                 result.records += int(reply[1])
+                if len(reply) > 2 and int(reply[2]):
+                    log.error(
+                        "%d units of WABAs no longer in the portfolio of %s were not "
+                        "repriced: rerate their month",
+                        int(reply[2]),
+                        call.keys[0],
+                    )
             elif code == CONFLICT:  # another worker changed the pair: decide again
                 result.conflicts += len(call.events)
                 retry.extend(call.events)
@@ -266,20 +418,6 @@ class Ledger:
                 result.duplicates += len(taken)
                 retry.extend(e for i, e in enumerate(call.events) if i not in taken)
         return retry
-
-
-def _merge(history: PairHistory, event: Event) -> bool | None:
-    """Merge ``event``: True if it changed the history; None for a redelivery; False for a
-    new status that can never matter (a ``read`` after a priced ``delivered``...)."""
-    if isinstance(event, Status) and history.dominated(event):
-        return False
-    return True if history.merge(event) else None
-
-
-def _signature(unit: Unit) -> str:
-    """A short digest of everything that makes up a unit (a change means a new version)."""
-    text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _kind(exc: BaseException) -> str:

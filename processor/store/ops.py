@@ -62,8 +62,9 @@ class OpBuilder:
     def __init__(self, keys: Keys, ratebook: RateBook, book: PolicyBook) -> None:
         self.keys, self.ratebook, self.book = keys, ratebook, book
 
-    def put(self, pair: Pair, unit: Unit, old_month: str | None) -> tuple[str, str]:
-        """The op for a new or changed unit, and the billing month it lands in."""
+    def put(self, pair: Pair, unit: Unit, old_month: str | None) -> tuple[str, str, str]:
+        """The op for a new or changed unit, the billing month it lands in, and its bucket
+        ("" when it has none)."""
         waba = self.ratebook.waba(pair.waba_id)
         rating = self.ratebook.rate_unit(unit, pair.waba_id, pair.user_id)
         month = local_month(unit.charge_time, waba.timezone)
@@ -75,7 +76,7 @@ class OpBuilder:
         rec["score"] = unit.charge_time
         rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).strftime("%Y-%m-%d")
         op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
-        return _dump({**op, "rec": rec}), month
+        return _dump({**op, "rec": rec}), month, bucket
 
     def void(self, pair: Pair, record_id: str, old_month: str | None) -> str:
         return _dump({"action": "void", "rid": record_id, "old": self._old(pair, old_month)})
@@ -119,10 +120,12 @@ class OpBuilder:
             allowance = self.book.by_id(unit.policy).allowance
             assert allowance is not None
             scope = pair.waba_id if unit.bucket == WABA_ALLOWANCE else pair.phone_number_id
-            key = self.keys.bucket(unit.bucket, scope, month)
+            key = self.keys.bucket(unit.bucket, scope, month, waba_id=pair.waba_id)
             return key, allowance_places(allowance.limit, FREE_TIER)
         if unit.bucket == VOLUME_TIER and rating.tiers:
-            key = self.keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category, month)
+            key = self.keys.bucket(
+                VOLUME_TIER, portfolio, rating.market, unit.category, month, waba_id=pair.waba_id
+            )
             return key, tier_places(rating.tiers)
         return "", PLAIN
 

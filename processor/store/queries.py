@@ -59,9 +59,24 @@ class Queries:
     def record_count(self, waba_id: str, month: str) -> int:
         return int(self.redis.hlen(self.keys.records(waba_id, month)))
 
+    def tags(self) -> list[str]:
+        """The hash tags holding ledger state: [""] standalone; the registry on a cluster."""
+        if not self.keys.cluster:
+            return [""]
+        return sorted(codec.text(t) for t in self.redis.smembers(self.keys.tags))
+
+    def feeds(self) -> list[str]:
+        """The records feed streams: one standalone, one per tag on a cluster (a reader of
+        every record version reads each, e.g. with one consumer group per stream)."""
+        return [self.keys.feed_of(tag) for tag in self.tags()]
+
     def months(self, waba_id: str | None = None, month: str | None = None) -> list[tuple[str, str]]:
         """The (waba_id, month) pairs with records, optionally filtered."""
-        members = self.redis.smembers(self.keys.months)
+        if waba_id is not None and self.keys.cluster:
+            tags = [self.keys.tag(waba_id)]  # one index to read
+        else:
+            tags = self.tags()
+        members = {m for tag in tags for m in self.redis.smembers(self.keys.months_of(tag))}
         pairs = sorted(tuple(codec.text(m).split("|", 1)) for m in members)
         return [
             (w, m)
@@ -84,6 +99,8 @@ class Queries:
     def pending(self, waba_id: str | None = None) -> list[dict[str, Any]]:
         if waba_id is not None:
             keys = [self.keys.pending(waba_id)]
+        elif self.keys.cluster:  # each primary scanned in turn, for the tagged pattern
+            keys = list(self.redis.scan_iter(self.keys.pending_pattern_cluster, count=500))
         else:
             keys = list(self.redis.scan_iter(self.keys.pending_pattern, count=500))
         items = [json.loads(v) for key in keys for v in self.redis.hvals(key)]

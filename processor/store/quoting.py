@@ -49,13 +49,13 @@ class Quoter:
         places, position = PLAIN, 1
         if q.allowance_limit is not None and unit.free_reason is None and q.bucket_scope:
             kind, scope, _ = q.bucket_scope
-            used = self._before(self.keys.bucket(kind, scope, month), at)
+            used = self._before(self.keys.bucket(kind, scope, month, waba_id=waba_id), at)
             out["allowance"] = {"limit": q.allowance_limit, "used": used,
                                 "left": max(0, q.allowance_limit - used)}  # fmt: skip
             places, position = allowance_places(q.allowance_limit, FREE_TIER), used + 1
         elif unit.bucket == VOLUME_TIER and rating.tiers and unit.free_reason is None:
             key = self.keys.bucket(VOLUME_TIER, waba.portfolio_id, rating.market, unit.category,
-                                   month)  # fmt: skip
+                                   month, waba_id=waba_id)  # fmt: skip
             places, position = tier_places(rating.tiers), self._before(key, at) + 1
         priced = price_at(places, position, rating.rate, rating.billed_rate, unit.free_reason)
         if unit.bucket == VOLUME_TIER and places != PLAIN:

@@ -29,10 +29,10 @@ from processor.core.policies import (
 from processor.core.pricing import PLAIN, Place, allowance_places, price_at, tier_places
 from processor.core.pricing import bounds as places_bounds
 from processor.core.rating import RateBook, local_date
-from processor.store import codec
+from processor.store.cluster import Router
 from processor.store.keys import Keys
 from processor.store.ops import money
-from processor.store.queries import USAGE_LINE_FIELDS, public
+from processor.store.queries import USAGE_LINE_FIELDS, Queries, public
 
 ATTEMPTS = 10
 
@@ -88,12 +88,12 @@ def reprice(
         if unit.bucket == VOLUME_TIER and rating.tiers and unit.free_reason is None:
             portfolio = ratebook.waba(rec["waba_id"]).portfolio_id
             key = keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category,
-                              rec["billing_month"])  # fmt: skip
+                              rec["billing_month"], waba_id=rec["waba_id"])  # fmt: skip
             rec["bucket"] = key
             rec["places"] = [p.doc() for p in tier_places(rating.tiers)]
             tiered[key].append(rec)
         else:
-            if rec.get("bucket", "").startswith(keys.bucket(VOLUME_TIER)):
+            if keys.shared_bucket(rec.get("bucket", "")):
                 rec["bucket"], rec["places"] = "", [p.doc() for p in PLAIN]
             # an allowance place stays as booked: only the list rate changes
             _price(rec, (Place(None, free=rec["free_reason"]),), 1)
@@ -144,43 +144,62 @@ class Rerater:
     ):
         self.redis, self.keys, self.ratebook, self.feed_maxlen = client, keys, ratebook, feed_maxlen
         self.book = book or PolicyBook()
+        self.feed = keys.feed
 
     def wabas_for(self, month: str, waba_id: str | None) -> list[str]:
         """The WABAs to re-rate together: those of the month sharing a portfolio with the one."""
-        members = [codec.text(m) for m in self.redis.smembers(self.keys.months)]
-        wabas = sorted(m.split("|")[0] for m in members if m.endswith(f"|{month}"))
+        queries = Queries(self.redis, self.keys)
+        wabas = sorted(w for w, m in queries.months(month=month))
         if waba_id is None:
             return wabas
         portfolio = self.ratebook.waba(waba_id).portfolio_id
         return [w for w in wabas if self.ratebook.waba(w).portfolio_id == portfolio]
 
     def rerate(self, month: str, waba_id: str | None = None) -> RerateResult:
-        wabas = self.wabas_for(month, waba_id)
+        """Re-rate the month: in one transaction standalone; one per portfolio (hash tag) on
+        a cluster, each on the node that serves the tag."""
+        groups: dict[str, list[str]] = defaultdict(list)
+        for waba in self.wabas_for(month, waba_id):
+            groups[self.keys.tag(waba)].append(waba)
+        result = RerateResult(month)
+        for tag, wabas in sorted(groups.items()):
+            part = self._rerate(month, tag, wabas)
+            result.wabas += part.wabas
+            result.records += part.records
+            result.changed += part.changed
+            result.totals_before.update(part.totals_before)
+            result.totals_after.update(part.totals_after)
+        return result
+
+    def _rerate(self, month: str, tag: str, wabas: list[str]) -> RerateResult:
+        node = Router(self.redis).groups([self.keys.months_of(tag)])[0][0]
         for _ in range(ATTEMPTS):
             try:
-                return self._attempt(month, wabas)
+                return self._attempt(node, month, tag, wabas)
             except redis.WatchError:
                 continue
         raise RuntimeError(f"re-rating {month} kept conflicting with live writes; try again")
 
-    def _attempt(self, month: str, wabas: list[str]) -> RerateResult:
+    def _attempt(self, node: redis.Redis, month: str, tag: str, wabas: list[str]) -> RerateResult:
         result = RerateResult(month, wabas)
         if not wabas:
             return result
-        with self.redis.pipeline(transaction=True) as pipe:
+        self.feed = self.keys.feed_of(tag)
+        with node.pipeline(transaction=True) as pipe:
             pipe.watch(*[self.keys.records(w, month) for w in wabas])  # type: ignore[no-untyped-call]
             pipe.watch(*[self.keys.usage(w, month) for w in wabas])  # type: ignore[no-untyped-call]
             old = [json.loads(v) for w in wabas
                    for v in pipe.hvals(self.keys.records(w, month))]  # fmt: skip
             new, bounds = reprice(old, self.ratebook, self.keys, self.book)
-            tiers = self.keys.bucket(VOLUME_TIER)
-            buckets = {r["bucket"] for r in old + new if r.get("bucket", "").startswith(tiers)}
+            buckets = {
+                r["bucket"] for r in old + new if self.keys.shared_bucket(r.get("bucket", ""))
+            }
             if buckets:
                 pipe.watch(*buckets)  # type: ignore[no-untyped-call]
             result.totals_before = _totals(old)
             pipe.multi()
             self._write(pipe, month, wabas, old, new, result)
-            self._rebuild_buckets(pipe, new, buckets, bounds)
+            self._rebuild_buckets(node, pipe, new, buckets, bounds)
             pipe.execute()
         result.totals_after = _totals(new)
         return result
@@ -211,7 +230,7 @@ class Rerater:
             body = json.dumps(rec)
             pipe.hset(self.keys.records(rec["waba_id"], month), rec["record_id"], body)
             if corrected:
-                pipe.xadd(self.keys.feed, {"r": body}, maxlen=self.feed_maxlen, approximate=True)
+                pipe.xadd(self.feed, {"r": body}, maxlen=self.feed_maxlen, approximate=True)
                 result.changed += 1
         for counters, key_of in ((usage, self.keys.usage), (daily, self.keys.usage_daily)):
             for waba, lines in counters.items():
@@ -234,6 +253,7 @@ class Rerater:
 
     def _rebuild_buckets(
         self,
+        node: redis.Redis,
         pipe: Any,
         new: list[dict[str, Any]],
         old: set[str],
@@ -243,17 +263,17 @@ class Rerater:
         members: dict[str, dict[str, float]] = defaultdict(dict)
         for rec in new:
             bucket = rec.get("bucket", "")
-            if bucket.startswith(self.keys.bucket(VOLUME_TIER)) and not rec.get("void"):
+            if self.keys.shared_bucket(bucket) and not rec.get("void"):
                 members[bucket][rec["member"]] = rec["score"]
         for bucket in old - members.keys():
             pipe.delete(bucket)
         for bucket, scores in members.items():
-            ttl = self.redis.ttl(bucket)
+            ttl = node.ttl(bucket)
             ttl = ttl if ttl and ttl > 0 else 45 * 86_400
             pipe.delete(bucket)
             pipe.zadd(bucket, scores)
             pipe.expire(bucket, ttl)
-            pipe.set(bucket + ":t", json.dumps(bounds[bucket]), ex=ttl)
+            pipe.set(self.keys.bounds(bucket), json.dumps(bounds[bucket]), ex=ttl)
 
 
 def _seconds(iso_time: str) -> int:

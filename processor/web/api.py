@@ -149,7 +149,7 @@ def quote() -> Response:
     if not isinstance(template, bool):
         abort(400, "'template' must be true or false")
     at = _moment(body.get("at"))
-    quoter = Quoter(ctx.redis, ctx.keys, ctx.ratebook, ctx.ledger.book)
+    quoter = Quoter(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book)
     waba = body.get("waba_id")
     if waba is None:
         waba = quoter.waba_of(phone)

@@ -30,7 +30,7 @@ class BudgetCollector(Collector):
 
     def _metrics(self) -> Iterator[Metric]:
         ctx = self.ctx
-        budgets = Budgets(ctx.redis, ctx.keys, ctx.ratebook, ctx.budget_file)
+        budgets = Budgets(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.budget_file)
         ratio = GaugeMetricFamily(
             "wa_billing_budget_used_ratio",
             "Billed cost of the current month / monthly budget, per WABA with a budget",

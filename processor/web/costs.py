@@ -117,7 +117,7 @@ def dashboard() -> BaseResponse | str:
     if not _signed_in():
         return redirect("/dashboard/sign-in", 302)
     ctx = _ctx()
-    board = Dashboard(ctx.redis, ctx.keys, ctx.ratebook, ctx.ledger.book)
+    board = Dashboard(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book)
     waba, month = _choice(board)
     view = board.view(waba, month, int(time.time()))
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -141,7 +141,9 @@ def dashboard() -> BaseResponse | str:
 def _budget(ctx: Context, waba: str | None, month: str) -> dict[str, Any] | None:
     if waba is None:
         return None
-    status = Budgets(ctx.redis, ctx.keys, ctx.ratebook, ctx.budget_file).status(waba, month)
+    status = Budgets(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.budget_file).status(
+        waba, month
+    )
     return status if status["budget"] is not None else None
 
 
@@ -278,7 +280,7 @@ def download(name: str) -> Response:
     if name not in DOWNLOADS:
         abort(404)
     ctx = _ctx()
-    board = Dashboard(ctx.redis, ctx.keys, ctx.ratebook, ctx.ledger.book)
+    board = Dashboard(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book)
     waba, month = _choice(board)
     stem = f"wa-billing-{waba or ALL}-{month}"
     disposition = {"Content-Disposition": f'attachment; filename="{stem}-{name}"'}

@@ -30,7 +30,7 @@ def _ctx() -> Context:
 
 
 def budgets(ctx: Context) -> Budgets:
-    return Budgets(ctx.redis, ctx.keys, ctx.ratebook, ctx.budget_file)
+    return Budgets(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.budget_file)
 
 
 @bp.before_request
@@ -164,7 +164,9 @@ def campaign_waba(ctx: Context, phone: str, given: Any) -> str:
     if given is None:
         from processor.store.quoting import Quoter
 
-        waba = Quoter(ctx.redis, ctx.keys, ctx.ratebook, ctx.ledger.book).waba_of(phone)
+        waba = Quoter(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book).waba_of(
+            phone
+        )
         if waba is None:
             abort(400, "unknown phone_number_id: give 'waba_id' too")
         return waba
@@ -175,7 +177,7 @@ def campaign_waba(ctx: Context, phone: str, given: Any) -> str:
 
 def run_campaign_quote(ctx: Context, campaign: Campaign) -> dict[str, Any]:
     """The campaign quote with ``over_budget`` (also used by ``wa-billing quote``)."""
-    quoter = CampaignQuoter(ctx.redis, ctx.keys, ctx.ratebook, ctx.ledger.book)
+    quoter = CampaignQuoter(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book)
     out = quoter.quote(campaign)
     extra = Decimal(out["total_billed_cost"])
     out["over_budget"] = budgets(ctx).over_budget(campaign.waba_id, out["billing_month"], extra)

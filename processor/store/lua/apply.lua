@@ -8,21 +8,28 @@ record hash and a record version on the feed stream.
 A unit that a shift moves across a tier or allowance boundary of its own table (each unit
 carries the table of its own currency and charge date) is repriced here too (a
 correction: the same record_id, a higher version). Bucket members are
-"<wamid>|<waba_id>|<month>|<record_id>", so that its record is found from the member; record
-and usage keys are the prefixes below followed by "<waba_id>:<month>" (the keys module in
-Python makes the prefixes; nothing else about key names lives here).
+"<wamid>|<waba_id>|<month>|<record_id>", so that its record is found from the member.
+
+No key name is built here: every key the script touches is passed in KEYS (on a Redis Cluster
+they share one hash tag, chosen in processor/store/keys.py), and ARGV[8] says which KEYS hold
+the records and usage of a "<waba_id>|<month>" and the bounds of a bucket. A key used but not
+passed is an error (nothing is written).
 
 KEYS[1]  pair state hash {v = version token, h = history JSON}
-KEYS[2]  records feed stream (every record version, for downstream consumers)
-KEYS[3]  set of "waba_id|month" that have records
-KEYS[4..] claim keys of the events      (SET EX; existence = already applied)
+KEYS[2]  records feed stream (every record version, for downstream consumers; one per tag)
+KEYS[3]  set of "waba_id|month" that have records (one per tag)
+KEYS[4 .. 3 + n]      claim keys (n = ARGV[7]) of the events      (SET EX; existence = already applied)
+KEYS[4 + n ..]       records, usage, bucket, bounds and pending keys the operations may touch
 ARGV[1]  expected pair version token ("" when the pair is new)
 ARGV[2]  new version token (unique per write, so that a stale decision can never match)
 ARGV[3]  new history JSON
 ARGV[4]  claim TTL, seconds
 ARGV[5]  pair TTL, seconds
 ARGV[6]  feed MAXLEN (approximate trimming)
-ARGV[7]  records key prefix           ARGV[8]  usage key prefix
+ARGV[7]  number of claim keys
+ARGV[8]  key index, JSON: {m = {"<waba_id>|<month>": [records, usage, daily usage keys]},
+                           t = {bucket key: bounds key}, legacy = true when a unit booked by
+                           an older version may sit in a bucket not listed in t (standalone)}
 ARGV[9]  bucket TTL, seconds
 ARGV[10] unit operations, a JSON array of:
            {action = "put" | "void", rid, old = records key of the stored version or "",
@@ -33,11 +40,13 @@ ARGV[12] lifetime of a month's records, usage and pending list after a change, s
 
 Returns {0, i...} when the claims i (0-based) exist already: nothing applied;
         {1, current_version} on a version conflict: nothing applied;
-        {2, record_versions_written} applied.
+        {2, record_versions_written, units_not_repriced} applied (a unit of a WABA that
+        left the portfolio is not repriced by a shift: rerate its month).
 ]]
 
+local last_claim = 3 + tonumber(ARGV[7])
 local taken = {}
-for i = 4, #KEYS do
+for i = 4, last_claim do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     taken[#taken + 1] = i - 4
   end
@@ -49,34 +58,59 @@ local version = redis.call('HGET', KEYS[1], 'v') or ''
 if version ~= ARGV[1] then
   return {1, version}
 end
-for i = 4, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'EX', ARGV[4])
-end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'h', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
 
 local feed, feed_maxlen, months, keep = KEYS[2], ARGV[6], KEYS[3], ARGV[12]
-local records_prefix, usage_prefix, bucket_ttl = ARGV[7], ARGV[8], ARGV[9]
-local written = 0
+local index, bucket_ttl = cjson.decode(ARGV[8]), ARGV[9]
+local written, skipped = 0, 0
 local touched = {}  -- "waba_id:month" of the records written
+
+local declared = {}
+for i = 1, #KEYS do
+  declared[KEYS[i]] = true
+end
+
+-- A key name from the operations or the index, refused unless it was passed in KEYS.
+local function key(name)
+  if not declared[name] then
+    error('apply.lua: key not passed in KEYS: ' .. tostring(name))
+  end
+  return name
+end
+
+local function month_keys(waba, month)
+  local found = index.m[waba .. '|' .. month]
+  if not found then
+    error('apply.lua: no records key passed for ' .. waba .. '|' .. month)
+  end
+  return found
+end
 
 local function text(v)
   return present(v) and tostring(v) or ''
 end
 
 local function records_key(rec)
-  return records_prefix .. rec.waba_id .. ':' .. rec.billing_month
+  return key(month_keys(rec.waba_id, rec.billing_month)[1])
 end
 
 local function usage_key(rec)
-  return usage_prefix .. rec.waba_id .. ':' .. rec.billing_month
+  return key(month_keys(rec.waba_id, rec.billing_month)[2])
 end
 
--- The dashboard's breakdown: "{p}:daily:" beside "{p}:usage:" (see Keys.usage_daily).
-local daily_prefix = (string.gsub(usage_prefix, 'usage:$', 'daily:'))
+local function bounds_key(bucket)
+  local found = index.t[bucket]
+  if found then
+    return key(found)
+  end
+  if index.legacy then  -- standalone: a unit booked before calls listed its bucket
+    return bucket .. ':t'
+  end
+  error('apply.lua: no bounds key passed for ' .. bucket)
+end
 
+-- The dashboard's breakdown of the month's usage by day and number (Keys.usage_daily).
 local function daily_key(rec)
-  return daily_prefix .. rec.waba_id .. ':' .. rec.billing_month
+  return key(month_keys(rec.waba_id, rec.billing_month)[3])
 end
 
 -- The usage counter a record is counted under (parsed back by Python's queries module).
@@ -116,7 +150,12 @@ end
 -- `wa-billing rerate` its month.)
 local function reprice(member, position)
   local waba, month, rid = string.match(member, '|([^|]+)|([^|]+)|([^|]+)$')
-  local body = redis.call('HGET', records_prefix .. waba .. ':' .. month, rid)
+  local found = index.m[waba .. '|' .. month]
+  if not found then  -- a WABA no longer in this portfolio: `wa-billing rerate` the month
+    skipped = skipped + 1
+    return
+  end
+  local body = redis.call('HGET', key(found[1]), rid)
   if not body then
     return
   end
@@ -139,7 +178,7 @@ end
 -- every unit ever booked in the bucket (stored beside it; an older version stored one table).
 local function bounds_of(bucket)
   local out = {}
-  for _, b in ipairs(cjson.decode(redis.call('GET', bucket .. ':t') or '[]')) do
+  for _, b in ipairs(cjson.decode(redis.call('GET', bounds_key(bucket)) or '[]')) do
     if type(b) == 'table' then
       b = b.to
     end
@@ -161,7 +200,7 @@ local function add_bounds(bucket, places)
     end
   end
   table.sort(all)
-  redis.call('SET', bucket .. ':t', #all > 0 and cjson.encode(all) or '[]', 'EX', bucket_ttl)
+  redis.call('SET', bounds_key(bucket), #all > 0 and cjson.encode(all) or '[]', 'EX', bucket_ttl)
   return all
 end
 
@@ -171,6 +210,9 @@ local function unbook(rec)
   local bucket = rec.bucket
   if bucket == '' then
     return
+  end
+  if not index.legacy then
+    key(bucket)
   end
   local rank = redis.call('ZRANK', bucket, rec.member)
   if not rank then
@@ -194,6 +236,7 @@ local function book(rec, same_place)
     price_at(rec, rec.places, 1)
     return
   end
+  key(bucket)
   local all = add_bounds(bucket, rec.places)
   if not same_place then
     redis.call('ZADD', bucket, rec.score, rec.member)
@@ -215,7 +258,7 @@ end
 local function apply_unit(op)
   local old
   if op.old ~= '' then
-    local body = redis.call('HGET', op.old, op.rid)
+    local body = redis.call('HGET', key(op.old), op.rid)
     old = body and cjson.decode(body)
   end
   local rec = op.rec
@@ -246,15 +289,49 @@ local function apply_unit(op)
   save(rec)
 end
 
-for _, op in ipairs(cjson.decode(ARGV[10])) do
+-- Every key the operations name, checked before anything is written (a script that fails
+-- half-way keeps what it wrote): the stored versions, their buckets, the new records' keys.
+local unit_ops, pending_ops = cjson.decode(ARGV[10]), cjson.decode(ARGV[11])
+local function check_record(rec)
+  records_key(rec)
+  usage_key(rec)
+  daily_key(rec)
+  if present(rec.bucket) and rec.bucket ~= '' then
+    if not index.legacy then
+      key(rec.bucket)
+    end
+    bounds_key(rec.bucket)
+  end
+end
+for _, op in ipairs(unit_ops) do
+  if op.old ~= '' then
+    local body = redis.call('HGET', key(op.old), op.rid)
+    if body then
+      check_record(cjson.decode(body))
+    end
+  end
+  if op.rec ~= nil then
+    check_record(op.rec)
+  end
+end
+for _, op in ipairs(pending_ops) do
+  key(op.key)
+end
+
+for i = 4, last_claim do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[4])
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'h', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+for _, op in ipairs(unit_ops) do
   apply_unit(op)
 end
-for _, op in ipairs(cjson.decode(ARGV[11])) do
+for _, op in ipairs(pending_ops) do
   if present(op.value) then
-    redis.call('HSET', op.key, op.field, op.value)
+    redis.call('HSET', key(op.key), op.field, op.value)
     redis.call('EXPIRE', op.key, keep)
   else
-    redis.call('HDEL', op.key, op.field)
+    redis.call('HDEL', key(op.key), op.field)
   end
 end
 for _, rec in pairs(touched) do  -- months written to live on, and are listed
@@ -263,4 +340,4 @@ for _, rec in pairs(touched) do  -- months written to live on, and are listed
   redis.call('EXPIRE', daily_key(rec), keep)
   redis.call('SADD', months, rec.waba_id .. '|' .. rec.billing_month)
 end
-return {2, written}
+return {2, written, skipped}

@@ -40,6 +40,7 @@ FUZZ_REDIS = settings(
 )
 ID = re.compile(r"[0-9]{1,32}")
 USER = re.compile(r"[0-9]{4,20}|[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
+GROUP_USER = re.compile(r"group:[A-Za-z0-9_.+/=-]{1,256}")  # a group's own pair (rule book 7)
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
@@ -224,7 +225,9 @@ def check_parsed(parsed: ParsedBody) -> None:
 def check_event(event: Inbound | Status) -> None:
     pair = event.pair
     assert ID.fullmatch(pair.waba_id) and ID.fullmatch(pair.phone_number_id)
-    assert USER.fullmatch(pair.user_id)
+    assert USER.fullmatch(pair.user_id) or GROUP_USER.fullmatch(pair.user_id)
+    participant = getattr(event, "participant", None)
+    assert participant is None or USER.fullmatch(participant)
     assert (
         isinstance(event.wamid, str) and 0 < len(event.wamid) <= 512 and event.wamid.isprintable()
     )

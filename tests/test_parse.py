@@ -61,7 +61,8 @@ def test_group_status_bills_the_participant() -> None:
         "recipient_participant_id": "5511911112222",
     }
     [event] = parse(p.body(p.change(statuses=[item]))).events
-    assert event.pair.user_id == "5511911112222"
+    # the group's own pair (rule book 7.5), the participant as the delivery's user
+    assert (event.pair.user_id, event.participant) == ("group:120363000000000000", "5511911112222")
 
 
 BAD_STATUS = [

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from processor.core.events import Event, Pair, Status
+from processor.core.groups import unexpected
 from processor.core.history import PairHistory
 from processor.core.model import Evaluation, Unit, evaluate
 from processor.core.policies import PolicyBook
@@ -22,6 +23,8 @@ from processor.core.policies import PolicyBook
 DAY = 86_400
 TOO_LATE = "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
 UNIT_FIELDS = tuple(f.name for f in fields(Unit))
+# Left out of the digest while None, so that units booked before these fields existed keep it.
+OPTIONAL_FIELDS = frozenset({"participant", "group_id"})
 
 
 @dataclass
@@ -53,9 +56,13 @@ def decide(
     """Merge ``events`` into ``history`` (in place) and decide what changes."""
     decision = Decision()
     for event in events:
-        settled = isinstance(event, Status) and history.is_settled(event.wamid)
+        settled = isinstance(event, Status) and history.is_settled(event.history_key)
         if event.timestamp < history.floor and not settled:
             decision.rejected.append((event, TOO_LATE))
+            continue
+        refused = unexpected(event, tz, book)  # a group status before per-message pricing
+        if refused is not None:
+            decision.rejected.append((event, refused))
             continue
         changed = merge(history, event)
         if changed is None:
@@ -92,5 +99,11 @@ def merge(history: PairHistory, event: Event) -> bool | None:
 
 def signature(unit: Unit) -> str:
     """A short digest of everything that makes up a unit (a change means a new version)."""
-    text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
+    text = "\x1f".join(
+        [
+            str(getattr(unit, name))
+            for name in UNIT_FIELDS
+            if name not in OPTIONAL_FIELDS or getattr(unit, name) is not None
+        ]
+    )
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

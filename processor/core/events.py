@@ -64,10 +64,22 @@ class Status:
     conversation: Conversation | None = None
     pricing: Pricing | None = None
     error_codes: tuple[int, ...] = ()
+    participant: str | None = None  # a group delivery's participant (phone number or BSUID)
 
     @property
     def claim_id(self) -> str:
+        if self.participant is not None:  # one group message: one status per participant
+            who = f"{self.wamid}|{self.participant}"
+            return f"st|{self.pair.phone_number_id}|{who}|{self.status}|{self.timestamp}"
         return f"st|{self.pair.phone_number_id}|{self.wamid}|{self.status}|{self.timestamp}"
+
+    @property
+    def history_key(self) -> str:
+        """Where the pair's history keeps this status: the wamid, or for a group delivery
+        ``wamid|participant`` (one group message is up to 8 deliveries)."""
+        if self.participant is None:
+            return self.wamid
+        return f"{self.wamid}|{self.participant}"
 
 
 Event = Inbound | Status

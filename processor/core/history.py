@@ -70,7 +70,7 @@ class PairHistory:
 
     def _merge_status(self, event: Status) -> bool:
         fact = _fact(event)
-        statuses = self.outbound.setdefault(event.wamid, {})
+        statuses = self.outbound.setdefault(event.history_key, {})
         if SETTLED in statuses:  # charged before the floor: nothing can change it any more
             return False
         old = statuses.get(event.status)
@@ -78,19 +78,19 @@ class PairHistory:
         if merged == old:
             return False
         statuses[event.status] = merged
-        self._facts.pop(event.wamid, None)
+        self._facts.pop(event.history_key, None)
         return True
 
     def dominated(self, event: Status) -> bool:
         """Whether ``event`` can never change what the rules read, whatever comes later: its
         time cannot lower the charge time, and every field it carries is given already by a
         status that takes precedence (e.g. a ``read`` after a ``delivered`` with pricing)."""
-        statuses = self.outbound.get(event.wamid)
+        statuses = self.outbound.get(event.history_key)
         if not statuses or SETTLED in statuses or event.status in statuses:
             return False
         fact = _fact(event)
         if event.status in (DELIVERED, READ, PLAYED):
-            charge = self.facts(event.wamid).charge_time
+            charge = self.facts(event.history_key).charge_time
             if charge is None or fact[0] < charge:
                 return False
         elif event.status == FAILED:

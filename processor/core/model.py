@@ -85,6 +85,8 @@ class Unit:
     bucket: str | None  # WABA_ALLOWANCE | PHONE_ALLOWANCE | VOLUME_TIER | None
     source: str
     discrepancy: str | None
+    participant: str | None = None  # a group delivery: the participant (the record's user)
+    group_id: str | None = None  # a group delivery: the group
 
     def signature(self) -> str:
         text = "\x1f".join(str(v) for v in asdict(self).values())
@@ -403,7 +405,10 @@ def walk(
     pair: Pair, history: PairHistory, tz: ZoneInfo, book: PolicyBook, until: int | None = None
 ) -> Walk:
     """The walk over ``history`` (up to, not including, moments at ``until``), done."""
-    done = Walk(pair, tz, book, WalkState.load(history.base))
+    from processor.core.groups import GroupWalk, group_of  # a group's own rules (section 7)
+
+    kind = GroupWalk if group_of(pair) is not None else Walk
+    done = kind(pair, tz, book, WalkState.load(history.base))
     done.run(history, until)
     return done
 

@@ -24,6 +24,7 @@ from processor.core.events import (
     Rejected,
     Status,
 )
+from processor.core.groups import CHARGED, WITHOUT_PARTICIPANT, group_pair
 from processor.errors import BadPayload
 
 OBJECT = "whatsapp_business_account"
@@ -32,6 +33,13 @@ MIN_TIME, MAX_TIME = 946_684_800, 4_102_444_800  # 2000-01-01 .. 2100-01-01
 _ID = re.compile(r"[0-9]{1,32}")
 _USER = re.compile(r"[0-9]{4,20}|[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 _WAMID_MAX = 512
+_GROUP = re.compile(r"[A-Za-z0-9_.+/=-]{1,256}")
+# Where a group status names its participant, in order (Meta's samples misspell the first).
+_PARTICIPANT_KEYS = (
+    "recipient_participant_id",
+    "participant_recipient_id",
+    "recipient_participant_user_id",
+)
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _ITEM_PREVIEW = 2_000
 
@@ -143,8 +151,11 @@ def _parse_value(
 
 def _inbound(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Inbound:
     msg_type = _name(item.get("type"), "type")
+    pair = Pair(waba_id, phone_number_id, _user(item.get("from"), "from"))
+    if item.get("group_id") is not None:  # a member wrote in a group: the group's window
+        pair = group_pair(waba_id, phone_number_id, _group(item.get("group_id"), "group_id"))
     return Inbound(
-        pair=Pair(waba_id, phone_number_id, _user(item.get("from"), "from")),
+        pair=pair,
         wamid=_wamid(item.get("id")),
         timestamp=_timestamp(item.get("timestamp")),
         msg_type=msg_type,
@@ -156,9 +167,9 @@ def _status(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Status:
     status = item.get("status")
     if not isinstance(status, str) or status not in STATUSES:
         raise BadPayload(f"unknown status {_short(status)}")
-    recipient = item.get("recipient_id")
     if item.get("recipient_type") == "group":
-        recipient = item.get("recipient_participant_id")
+        return _group_status(waba_id, phone_number_id, item, status)
+    recipient = item.get("recipient_id")
     errors = item.get("errors")
     codes: tuple[int, ...] = ()
     if status == FAILED and isinstance(errors, list):
@@ -174,6 +185,36 @@ def _status(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Status:
         pricing=_pricing(item.get("pricing")),
         error_codes=codes,
     )
+
+
+def _group_status(waba_id: str, phone_number_id: str, item: dict[str, Any], status: str) -> Status:
+    """A status of a group message: group-level (``sent``, ``failed``) or one participant's.
+    Meta's samples spell the participant ``participant_recipient_id`` and nest ``pricing`` in
+    ``conversation``: both are read (rule book 7.4)."""
+    group = _group(item.get("recipient_id"), "recipient_id")
+    raw = next((item[k] for k in _PARTICIPANT_KEYS if item.get(k) is not None), None)
+    participant = None if raw is None else _user(raw, "recipient_participant_id")
+    if participant is None and status in CHARGED:
+        raise BadPayload(WITHOUT_PARTICIPANT)
+    conversation = item.get("conversation")
+    pricing = item.get("pricing")
+    if pricing is None and isinstance(conversation, dict):
+        pricing = conversation.get("pricing")
+    return Status(
+        pair=group_pair(waba_id, phone_number_id, group),
+        wamid=_wamid(item.get("id")),
+        status=status,
+        timestamp=_timestamp(item.get("timestamp")),
+        conversation=_conversation(conversation),
+        pricing=_pricing(pricing),
+        participant=participant,
+    )
+
+
+def _group(raw: Any, what: str) -> str:
+    if not isinstance(raw, str) or not _GROUP.fullmatch(raw):
+        raise BadPayload(f"{what} is not a group id")
+    return raw
 
 
 def _conversation(raw: Any) -> Conversation | None:

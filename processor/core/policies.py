@@ -27,6 +27,15 @@ REFERRAL = "referral_conversion"
 TEMPLATE_CATEGORIES = frozenset({MARKETING, MARKETING_LITE, UTILITY, AUTHENTICATION, AUTH_INTL})
 TIERED_CATEGORIES = frozenset({UTILITY, AUTHENTICATION, AUTH_INTL})
 ALL_CATEGORIES = TEMPLATE_CATEGORIES | {SERVICE, BUSINESS_INITIATED, USER_INITIATED, REFERRAL}
+# Group deliveries (rule book 7.2): priced at the 1:1 category's list rate, never tiered.
+GROUP_MARKETING, GROUP_MARKETING_LITE = "group_marketing", "group_marketing_lite"
+GROUP_UTILITY, GROUP_SERVICE = "group_utility", "group_service"
+GROUP_RATED_AS = {
+    GROUP_MARKETING: MARKETING,
+    GROUP_MARKETING_LITE: MARKETING_LITE,
+    GROUP_UTILITY: UTILITY,
+    GROUP_SERVICE: SERVICE,
+}
 
 # free_reason vocabulary (rule book section 6).
 FREE_TIER = "free_tier"

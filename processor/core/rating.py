@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from processor.core.model import Unit
-from processor.core.policies import MARKETING, MARKETING_LITE, REFERRAL
+from processor.core.policies import GROUP_RATED_AS, MARKETING, MARKETING_LITE, REFERRAL
 
 OTHER = "Other"
 PHONE, BSUID, UNKNOWN = "phone", "bsuid", "unknown"
@@ -228,6 +228,7 @@ class RateBook:
 
     def rate(self, market: str, category: str, currency: str, day: date) -> Decimal | None:
         """Meta's list price of one unit; ``None`` when the rate card has none."""
+        category = GROUP_RATED_AS.get(category, category)  # the card has no group columns
         found = self._rate_at((market, currency, category), day)
         if found is None and category == MARKETING_LITE:
             return self._rate_at((market, currency, MARKETING), day)

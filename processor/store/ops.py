@@ -66,13 +66,16 @@ class OpBuilder:
         """The op for a new or changed unit, the billing month it lands in, and its bucket
         ("" when it has none)."""
         waba = self.ratebook.waba(pair.waba_id)
-        rating = self.ratebook.rate_unit(unit, pair.waba_id, pair.user_id)
+        user = unit.participant or pair.user_id  # a group delivery: rated at its participant
+        rating = self.ratebook.rate_unit(unit, pair.waba_id, user)
         month = local_month(unit.charge_time, waba.timezone)
         bucket, places = self._bucket(pair, unit, rating, waba.portfolio_id, month)
         rec = self.record(pair, unit, rating, month)
         rec["bucket"] = bucket
         rec["places"] = [p.doc() for p in places]
-        rec["member"] = f"{unit.wamid}|{pair.waba_id}|{month}|{unit.record_id}"
+        # ordered by (charge time, wamid[, participant]) in its bucket
+        wamid = unit.wamid if unit.participant is None else f"{unit.wamid}|{unit.participant}"
+        rec["member"] = f"{wamid}|{pair.waba_id}|{month}|{unit.record_id}"
         rec["score"] = unit.charge_time
         rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).strftime("%Y-%m-%d")
         op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
@@ -86,11 +89,13 @@ class OpBuilder:
 
     def record(self, pair: Pair, unit: Unit, rating: Rating, month: str) -> dict[str, Any]:
         """The record's fields; billable, free_reason, rate, cost and tier are set in Redis."""
+        group = {} if unit.group_id is None else {"group_id": unit.group_id}
         return {
             "record_id": unit.record_id,
             "waba_id": pair.waba_id,
             "phone_number_id": pair.phone_number_id,
-            "user_id": pair.user_id,
+            "user_id": unit.participant or pair.user_id,
+            **group,
             "country": rating.country,
             "country_source": rating.country_source,
             "market": rating.market,

@@ -43,6 +43,8 @@ MONEY = [
 ]
 OPERATIONS = [*(("GET", path) for path in GETS), ("POST", "/v1/quote"), *MONEY]
 QUOTE = {"phone_number_id": p.PHONE, "user_id": p.USER, "category": "marketing"}
+GROUP_QUOTE = {"phone_number_id": p.PHONE, "category": "marketing", "group_id": "Y2FwaV9n",
+               "participants": [p.USER, "919811110003"]}  # fmt: skip
 CAMPAIGN = {"phone_number_id": p.PHONE, "category": "marketing", "recipients": [p.USER]}
 # Well-formed bodies whose acceptance depends on state or on rules a schema cannot say (the
 # WABA's currency, increasing thresholds, a known phone number): a documented 400 is fine.
@@ -265,8 +267,9 @@ def test_answers_with_seeded_rows_match_the_document(
         {**QUOTE, "waba_id": p.WABA, "category": "utility", "at": "2025-11-22T07:00:00Z"},
         {**QUOTE, "waba_id": p.WABA, "category": "service", "template": False},
         {**QUOTE, "waba_id": p.WABA, "at": "1990-01-01T00:00:00Z"},
+        {**GROUP_QUOTE, "waba_id": p.WABA, "at": "2025-11-22T09:00:00Z"},
     ],
-    ids=["marketing", "utility-in-csw", "free-form", "not-priced"],
+    ids=["marketing", "utility-in-csw", "free-form", "not-priced", "group"],
 )
 def test_quotes_match_the_document(
     app: Any, client: Any, ctx: Context, body: dict[str, Any]

@@ -529,3 +529,76 @@ def test_G_2_deliveries_in_the_same_second_are_distinct_units(world: tuple[Conte
     again = send(world, g.aggregated(statuses))
     assert (first["applied"], rest["applied"], again["duplicates"]) == (2, 3, 5)
     assert set(of(records(world), "wamid.GT")) == set(EVERYONE)
+
+
+# -- quotes: POST /v1/quote for a group send ----------------------------------------------------
+
+
+def group_quote(world: tuple[Context, Any], **body: Any) -> dict[str, Any]:
+    request = {"phone_number_id": p.PHONE, "waba_id": p.WABA, "group_id": g.GROUP, **body}
+    reply = world[1].post("/v1/quote", json=request, headers=auth())
+    assert reply.status_code == 200, reply.json
+    answer: dict[str, Any] = reply.json
+    return answer
+
+
+def test_group_quote_is_per_participant_at_its_market(world: tuple[Context, Any]) -> None:
+    """A quote for a group send prices each participant at its own market, and sums them."""
+    at = "2026-03-10T10:00:00Z"
+    answer = group_quote(world, category="marketing", participants=[A, C, D], at=at)
+    assert [(q["user_id"], q["market"], q["cost"]) for q in answer["participants"]] == [
+        (A, "Brazil", "0.0625"),
+        (C, "India", "0.0118"),
+        (D, "North America", "0.0250"),
+    ]
+    assert (answer["cost"], answer["billable"], answer["group_id"]) == ("0.0993", True, g.GROUP)
+    assert (answer["category"], answer["reason"]) == ("group_marketing", "per_message_charge")
+
+
+def test_group_quote_sees_the_group_window_and_members(world: tuple[Context, Any]) -> None:
+    """Inside the group CSW group utility quotes free; without `participants` the quote is
+    for the members the group's deliveries named so far."""
+    send(world, *g1_events(), g.group_inbound("wamid.in.C", T3, C))
+    answer = group_quote(world, category="utility", at="2026-03-11T15:00:00Z")
+    assert [q["user_id"] for q in answer["participants"]] == sorted((A, B, C, D))
+    assert (answer["reason"], answer["cost"], answer["billable"]) == (
+        "utility_free_in_csw",
+        "0",
+        False,
+    )
+    later = group_quote(world, category="utility", participants=[A], at="2026-03-12T10:00:00Z")
+    assert later["cost"] == "0.0068"
+
+
+def test_group_quote_takes_allowance_places_in_turn(world: tuple[Context, Any]) -> None:
+    """From 2026-10 a group text takes one place of the number's service allowance per
+    participant: with 998 used, A and B are free and C is charged, as G-10 bills it."""
+    allowance_used_to_998(world)
+    send(world, g.group_inbound("wamid.in.A", T9, A))
+    answer = group_quote(
+        world, category="service", template=False, participants=[A, B, C], at="2026-11-05T11:00:00Z"
+    )
+    assert [(q["free_reason"], q["cost"]) for q in answer["participants"]] == [
+        ("free_tier", "0"),
+        ("free_tier", "0"),
+        (None, "0.0014"),
+    ]
+    assert [q["allowance"]["used"] for q in answer["participants"]] == [998, 999, 1000]
+    assert answer["cost"] == "0.0014"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"category": "marketing"},  # no participants, and the group named none yet
+        {"category": "marketing", "participants": []},
+        {"category": "marketing", "participants": [A, A]},
+        {"category": "marketing", "participants": ["+55 11"]},
+        {"category": "authentication", "participants": [A]},  # no authentication in groups
+        {"category": "marketing", "participants": [A], "group_id": "bad id"},
+    ],
+    ids=["no-participants", "empty", "repeated", "malformed", "authentication", "bad-group"],
+)
+def test_bad_group_quotes_are_400(world: tuple[Context, Any], body: dict[str, Any]) -> None:
+    request = {"phone_number_id": p.PHONE, "waba_id": p.WABA, "group_id": g.GROUP, **body}
+    assert world[1].post("/v1/quote", json=request, headers=auth()).status_code == 400

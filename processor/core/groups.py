@@ -18,6 +18,7 @@ participant).
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo
 
 from processor.core.events import DELIVERED, PLAYED, READ, Event, Pair, Status
@@ -39,6 +40,7 @@ from processor.core.policies import (
     GROUP_MARKETING,
     GROUP_MARKETING_LITE,
     GROUP_RATED_AS,
+    GROUP_SERVICE,
     MESSAGE,
     UTILITY,
     Policy,
@@ -46,10 +48,12 @@ from processor.core.policies import (
 )
 
 GROUP_PREFIX = "group:"
+GROUP_ID = re.compile(r"[A-Za-z0-9_.+/=-]{1,256}")  # opaque, e.g. "Y2FwaV9ncm91cDox"
 FREE_GROUP_CUSTOMER_SERVICE = "free_group_customer_service"
 # Discrepancy codes of group deliveries (Meta's answer kept).
 GROUP_MARKETING_FREE = "group_marketing_free_in_csw"
 UTILITY_IN_CSW_FREE = "utility_in_csw_free"
+MARKETING_LITE_SEEN = "group_marketing_lite_seen"
 TOO_EARLY = "unexpected: group status before per-message pricing (2025-07-01)"
 WITHOUT_PARTICIPANT = "bad payload: group status without participant"
 # Meta's plain spellings on a group delivery mean the group category.
@@ -75,6 +79,18 @@ def group_category(category: str | None) -> str | None:
     return None if category is None else _GROUP_SPELLING.get(category, category)
 
 
+def group_message_category(category: str, template: bool) -> str:
+    """The group category of a message to a group: a marketing or utility template (either
+    spelling), or ``group_service`` for a free-form message. There are no authentication
+    templates in groups (rule book 7.2.5)."""
+    if not template:
+        return GROUP_SERVICE
+    name = group_category(category.strip().lower().replace("-", "_"))
+    if name not in GROUP_RATED_AS or name == GROUP_SERVICE:
+        raise ValueError(f"{category!r} is not a template category groups can receive")
+    return name
+
+
 def unexpected(event: Event, tz: ZoneInfo, book: PolicyBook) -> str | None:
     """Why a group status is refused (quarantined) before it is merged, or None.
 
@@ -84,6 +100,11 @@ def unexpected(event: Event, tz: ZoneInfo, book: PolicyBook) -> str | None:
         return None
     policy = book.at(event.timestamp, tz)
     return TOO_EARLY if policy is None or policy.unit != MESSAGE else None
+
+
+def known_participants(history: PairHistory) -> list[str]:
+    """The participants a group's history names (its deliveries' statuses), sorted."""
+    return sorted({key.rpartition("|")[2] for key in history.outbound if "|" in key})
 
 
 class GroupWalk(Walk):
@@ -111,6 +132,8 @@ class GroupWalk(Walk):
             self.pending.append(Pending(facts.wamid, t, "category not known yet"))
             return
         free, bucket, discrepancy = self._judge(policy, t, category, ptype)
+        if category == GROUP_MARKETING_LITE:  # only in Meta's analytics enum: note it (7.2.5)
+            discrepancy = discrepancy or MARKETING_LITE_SEEN
         rid = record_id("gmsg", self.pair.phone_number_id, wamid, participant)
         self.members[facts.wamid] = rid
         self.units[rid] = Unit(

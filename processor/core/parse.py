@@ -24,7 +24,7 @@ from processor.core.events import (
     Rejected,
     Status,
 )
-from processor.core.groups import CHARGED, WITHOUT_PARTICIPANT, group_pair
+from processor.core.groups import CHARGED, GROUP_ID, WITHOUT_PARTICIPANT, group_pair
 from processor.errors import BadPayload
 
 OBJECT = "whatsapp_business_account"
@@ -33,7 +33,6 @@ MIN_TIME, MAX_TIME = 946_684_800, 4_102_444_800  # 2000-01-01 .. 2100-01-01
 _ID = re.compile(r"[0-9]{1,32}")
 _USER = re.compile(r"[0-9]{4,20}|[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 _WAMID_MAX = 512
-_GROUP = re.compile(r"[A-Za-z0-9_.+/=-]{1,256}")
 # Where a group status names its participant, in order (Meta's samples misspell the first).
 _PARTICIPANT_KEYS = (
     "recipient_participant_id",
@@ -212,7 +211,7 @@ def _group_status(waba_id: str, phone_number_id: str, item: dict[str, Any], stat
 
 
 def _group(raw: Any, what: str) -> str:
-    if not isinstance(raw, str) or not _GROUP.fullmatch(raw):
+    if not isinstance(raw, str) or not GROUP_ID.fullmatch(raw):
         raise BadPayload(f"{what} is not a group id")
     return raw
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from processor.core.events import DELIVERED, Pair, Pricing, Status
+from processor.core.groups import group_message_category, group_of
 from processor.core.history import PairHistory, category_name
 from processor.core.model import Unit, Walk, walk
 from processor.core.policies import (
     CONVERSATION,
     FREE_CUSTOMER_SERVICE,
+    GROUP_RATED_AS,
     PHONE_ALLOWANCE,
     REFERRAL,
     SERVICE,
@@ -72,17 +74,30 @@ def quote(
     category: str,
     template: bool,
     at: int,
+    participant: str | None = None,
 ) -> Quote:
     """Would delivering a message of ``category`` (a template, or a free-form message if not
-    ``template``) to ``pair`` at ``at`` open a charge unit; which, why, into which bucket."""
-    category = _message_category(category, template)
+    ``template``) to ``pair`` at ``at`` open a charge unit; which, why, into which bucket.
+    For a group pair, ``participant`` names the member the delivery reaches."""
+    if group_of(pair) is None:
+        category = _message_category(category, template)
+    else:
+        category = group_message_category(category, template)
     state = walk(pair, history, tz, book, until=at + 1).state  # everything up to `at`
     if not template and not state.csw_open(at):
         return Quote(False, CSW_CLOSED, False, None, None, None, None)
     what_if = history.copy()
-    what_if.merge(Status(pair, QUOTE_WAMID, DELIVERED, at, pricing=Pricing(category=category)))
+    delivery = Status(
+        pair,
+        QUOTE_WAMID,
+        DELIVERED,
+        at,
+        pricing=Pricing(category=category),
+        participant=participant,
+    )
+    what_if.merge(delivery)
     after = walk(pair, what_if, tz, book)
-    rid = after.members.get(QUOTE_WAMID)
+    rid = after.members.get(delivery.history_key)
     if rid is None:
         return Quote(True, NOT_PRICED, False, None, None, None, None)
     affects = _affected(walk(pair, history, tz, book), after, rid)
@@ -90,7 +105,8 @@ def quote(
     if unit is None or unit.wamid != QUOTE_WAMID:
         reason = FEP_OPEN if _in_fep(state, at, rid) else OPEN_CONVERSATION
         return Quote(True, reason, False, None, rid, None, None, affects)
-    allowance = book.by_id(unit.policy).allowance_for(unit.category)
+    rated_as = GROUP_RATED_AS.get(unit.category, unit.category)  # group_service: service
+    allowance = book.by_id(unit.policy).allowance_for(rated_as)
     limit = allowance.limit if allowance and unit.bucket == allowance.scope else None
     scope = bucket_scope(pair, unit, tz)
     return Quote(True, _why(state, at, unit), True, unit, None, scope, limit, affects)
@@ -127,7 +143,8 @@ def _why(state: WalkState, at: int, unit: Unit) -> str:
     if unit.kind == CONVERSATION:
         return NEW_CONVERSATION
     if unit.free_reason == FREE_CUSTOMER_SERVICE:
-        return UTILITY_FREE_IN_CSW if unit.category == UTILITY else CSW_OPEN
+        utility = GROUP_RATED_AS.get(unit.category, unit.category) == UTILITY
+        return UTILITY_FREE_IN_CSW if utility else CSW_OPEN
     return PER_MESSAGE
 
 

@@ -4,11 +4,13 @@ Key                                    Type    Lifetime
 {p}:inbox                              stream  webhook bodies; trimmed after ARCHIVE_RETENTION_DAYS
 {p}:drain:ticket                       string  "a drain job is queued" (seconds)
 {p}:c:{digest}                         string  claim of an applied event (DEDUP_TTL_DAYS)
-{p}:pair:{phone_number_id}:{user_id}   hash    window history of a pair (PAIR_HORIZON_DAYS idle)
+{p}:pair:{phone_number_id}:{user_id}   hash    window history of a pair (PAIR_HORIZON_DAYS idle);
+                                               a group's: user_id "group:{group_id}"
 {p}:rec:{waba_id}:{month}              hash    record_id -> latest record (RECORDS_RETENTION_DAYS)
 {p}:usage:{waba_id}:{month}            hash    usage line -> unit count (RECORDS_RETENTION_DAYS)
 {p}:b:{scope}:...:{month}              zset    ordered units of an allowance / tier bucket
-                                               (members "wamid|waba_id|month|record_id"),
+                                               (members "wamid|waba_id|month|record_id",
+                                               a group delivery's "wamid|participant|..."),
 {p}:b:...:{month}:t                    string  bounds of its members' tables (month end + horizon)
 {p}:records                            stream  every record version (RECORDS_FEED_MAXLEN)
 {p}:months                             set     "waba_id|month" pairs that have records

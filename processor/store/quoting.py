@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import redis
 
 from processor.core.events import Pair
+from processor.core.groups import group_pair, known_participants
 from processor.core.history import PairHistory
 from processor.core.policies import FREE_TIER, VOLUME_TIER, PolicyBook, local_month
-from processor.core.pricing import PLAIN, allowance_places, price_at, tier_places
-from processor.core.quote import quote
+from processor.core.pricing import PLAIN, ZERO, allowance_places, price_at, tier_places
+from processor.core.quote import Quote, quote
 from processor.core.rating import RateBook
 from processor.store import codec
 from processor.store.keys import Keys
-from processor.store.ops import iso
+from processor.store.ops import iso, money
 
 
 class Quoter:
@@ -29,10 +31,19 @@ class Quoter:
         self, waba_id: str, phone: str, user: str, category: str, template: bool, at: int
     ) -> dict[str, Any]:
         pair = Pair(waba_id, phone, user)
-        version, blob = self.redis.hmget(self.keys.pair(pair), "v", "h")
-        history = PairHistory.loads(blob, codec.text(version) if version else "")
+        history = self._history(pair)
         waba = self.ratebook.waba(waba_id)
         q = quote(pair, history, waba.timezone, self.book, category, template, at)
+        return self._answer(q, waba_id, user, at)
+
+    def _history(self, pair: Pair) -> PairHistory:
+        version, blob = self.redis.hmget(self.keys.pair(pair), "v", "h")
+        return PairHistory.loads(blob, codec.text(version) if version else "")
+
+    def _answer(self, q: Quote, waba_id: str, user: str, at: int, ahead: int = 0) -> dict[str, Any]:
+        """The priced answer of ``q`` for a delivery to ``user``; ``ahead``: deliveries of the
+        same send that take places of its allowance before this one (group participants)."""
+        waba = self.ratebook.waba(waba_id)
         out: dict[str, Any] = {
             "allowed": q.allowed,
             "opens_charge": q.opens,
@@ -49,7 +60,7 @@ class Quoter:
         places, position = PLAIN, 1
         if q.allowance_limit is not None and unit.free_reason is None and q.bucket_scope:
             kind, scope, _ = q.bucket_scope
-            used = self._before(self.keys.bucket(kind, scope, month, waba_id=waba_id), at)
+            used = self._before(self.keys.bucket(kind, scope, month, waba_id=waba_id), at) + ahead
             out["allowance"] = {"limit": q.allowance_limit, "used": used,
                                 "left": max(0, q.allowance_limit - used)}  # fmt: skip
             places, position = allowance_places(q.allowance_limit, FREE_TIER), used + 1
@@ -76,3 +87,54 @@ class Quoter:
     def _before(self, bucket: str, at: int) -> int:
         """Units of ``bucket`` charged at or before ``at`` (they come first)."""
         return int(self.redis.zcount(bucket, "-inf", at))
+
+    def participants(self, waba_id: str, phone: str, group_id: str) -> list[str]:
+        """The participants the group's deliveries so far named (its history's)."""
+        return known_participants(self._history(group_pair(waba_id, phone, group_id)))
+
+    def quote_group(
+        self,
+        waba_id: str,
+        phone: str,
+        group_id: str | None,
+        participants: list[str],
+        category: str,
+        template: bool,
+        at: int,
+    ) -> dict[str, Any]:
+        """One message to a group: a quote per participant it would reach (each at its own
+        market, one after the other in the number's allowance), and their sum."""
+        pair = group_pair(waba_id, phone, group_id or "")
+        history = self._history(pair) if group_id else PairHistory()  # no group: no window
+        tz = self.ratebook.waba(waba_id).timezone
+        answers: list[dict[str, Any]] = []
+        for who in participants:
+            q = quote(pair, history, tz, self.book, category, template, at, participant=who)
+            ahead = sum(1 for a in answers if "allowance" in a)
+            answers.append({"user_id": who, **self._answer(q, waba_id, who, at, ahead)})
+        return group_sum(group_id, answers, at)
+
+
+def group_sum(group_id: str | None, answers: list[dict[str, Any]], at: int) -> dict[str, Any]:
+    """The group quote: the participants' answers and their sums (a sum is null when one of
+    its terms is: an unrated participant)."""
+    first = answers[0]
+    reasons = {a["reason"] for a in answers}
+    out: dict[str, Any] = {
+        "allowed": all(a["allowed"] for a in answers),
+        "opens_charge": any(a["opens_charge"] for a in answers),
+        "reason": first["reason"] if len(reasons) == 1 else "per_participant",
+        "joins_record_id": None,
+        "at": iso(at),
+        "affects_record_ids": sorted({r for a in answers for r in a["affects_record_ids"]}),
+        "billable": any(a["billable"] for a in answers),
+        "group_id": group_id,
+        "participants": answers,
+    }
+    for name in ("cost", "billed_cost"):
+        terms = [a.get(name, a["cost"]) for a in answers]
+        out[name] = None if None in terms else money(sum((Decimal(t) for t in terms), ZERO))
+    for name in ("kind", "category", "policy", "pricing_model", "billing_month", "currency"):
+        if name in first:
+            out[name] = first[name]
+    return out

@@ -13,6 +13,7 @@ import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
 from processor.context import Context
+from processor.core.groups import GROUP_ID
 from processor.core.parse import load_json_object
 from processor.errors import BadPayload
 from processor.web.auth import authorized
@@ -23,6 +24,7 @@ CATEGORY = re.compile(r"[a-z_-]{1,40}")
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 WABA = re.compile(r"[0-9]{1,32}")
 MAX_LIMIT = 1000
+MAX_PARTICIPANTS = 8  # a group's members besides the business (rule book 7.1)
 
 
 def _ctx() -> Context:
@@ -143,7 +145,8 @@ def quote() -> Response:
     except BadPayload as exc:
         abort(400, f"the body must be a JSON object: {exc}")
     phone = _field(body, "phone_number_id", WABA)
-    user = _field(body, "user_id", USER)
+    group = "participants" in body or "group_id" in body  # a message to a group
+    user = _field(body, "user_id", USER) if "user_id" in body or not group else ""
     category = _field(body, "category", CATEGORY)
     template = body.get("template", True)
     if not isinstance(template, bool):
@@ -158,13 +161,36 @@ def quote() -> Response:
     elif not isinstance(waba, str) or not WABA.fullmatch(waba):
         abort(400, "'waba_id' is malformed")
     try:
-        answer = quoter.quote(waba, phone, user, category, template, at)
+        if group:
+            answer = _group_quote(quoter, body, waba, phone, category, template, at)
+        else:
+            answer = quoter.quote(waba, phone, user, category, template, at)
     except ValueError as exc:
         abort(400, str(exc))
     from processor.web.money_api import over_budget
 
     answer["over_budget"] = over_budget(ctx, waba, answer)
     return jsonify(answer)
+
+
+def _group_quote(quoter: Any, body: dict[str, Any], waba: str, phone: str, *what: Any) -> Any:
+    """A message to a group (rule book 7): priced per participant of ``participants`` (their
+    numbers or BSUIDs), or of those the group's deliveries so far named; ``group_id`` gives
+    the group's window. ``what``: category, template, at."""
+    group_id = body.get("group_id")
+    if group_id is not None and (not isinstance(group_id, str) or not GROUP_ID.fullmatch(group_id)):
+        abort(400, "'group_id' is malformed")
+    participants = body.get("participants")
+    if participants is None and group_id is not None:
+        participants = quoter.participants(waba, phone, group_id)
+    if (
+        not isinstance(participants, list)
+        or not 0 < len(participants) <= MAX_PARTICIPANTS
+        or not all(isinstance(u, str) and USER.fullmatch(u) for u in participants)
+        or len(set(participants)) != len(participants)
+    ):
+        abort(400, f"'participants' must list 1 to {MAX_PARTICIPANTS} distinct user ids")
+    return quoter.quote_group(waba, phone, group_id, participants, *what)
 
 
 def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:

@@ -20,6 +20,7 @@ PATH = "/v1/openapi.json"
 WABA_PATTERN = "^[0-9]{1,32}$"
 MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
 USER_PATTERN = "^([0-9]{4,20}|[A-Z]{2}\\.(ENT\\.)?[A-Za-z0-9]{1,128})$"
+GROUP_PATTERN = "^[A-Za-z0-9_.+/=-]{1,256}$"
 CURSOR_MAX = 2**63
 FREE_REASONS = ["free_tier", "free_entry_point", "free_customer_service", "free_service"]
 JSON = "application/json"
@@ -300,7 +301,7 @@ def _usage() -> Schema:
 
 def _record() -> Schema:
     """One charge unit (latest version); see the README's table of the records."""
-    return _object(
+    record = _object(
         record_id=_str(),
         version={"type": "integer", "minimum": 1},
         waba_id=_str(WABA_PATTERN),
@@ -330,6 +331,11 @@ def _record() -> Schema:
         wamid=_str(),
         void={"type": "boolean"},
     )
+    record["properties"]["group_id"] = {
+        "type": "string",
+        "description": "Group deliveries only: the group; `user_id` is the participant.",
+    }
+    return record
 
 
 def _quote_request() -> Schema:
@@ -347,7 +353,18 @@ def _quote_request() -> Schema:
         waba_id=_str(WABA_PATTERN),
         template={"type": "boolean", "default": True},
         at={**_time(), "description": "ISO 8601 with a zone; absent: now."},
+        group_id={**_str(GROUP_PATTERN), "description": "A message to this group."},
+        participants={
+            "type": "array",
+            "items": _str(USER_PATTERN),
+            "minItems": 1,
+            "maxItems": 8,
+            "uniqueItems": True,
+            "description": "A message to a group: the members it reaches (default with "
+            "`group_id`: those its deliveries so far named). `user_id` is then not needed.",
+        },
     )
+    body["required"] = ["phone_number_id", "category"]  # user_id, or a group's participants
     body["additionalProperties"] = True
     return body
 
@@ -383,6 +400,17 @@ def _quote() -> Schema:
         ),
         volume=_object(position={"type": "integer"}, tier=_nullable(_str())),
         over_budget={"type": "boolean", "nullable": True},
+    )
+    one = {**out, "properties": {**out["properties"], "user_id": _str(USER_PATTERN)}}
+    del one["properties"]["over_budget"]
+    out["properties"].update(
+        group_id=_nullable(_str(GROUP_PATTERN)),
+        participants={
+            "type": "array",
+            "items": {**one, "required": ["user_id", *out["required"]]},
+            "description": "A group send: one quote per participant (its own market); "
+            "`cost` and `billed_cost` are their sums.",
+        },
     )
     return out
 

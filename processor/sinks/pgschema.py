@@ -35,6 +35,7 @@ TYPES = {
     "billed_cost": "numeric",
 }
 LOCK = 7_214_014  # advisory lock id for migrations
+OPTIONAL = frozenset({"group_id"})  # columns only some records have: absent when null
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -129,7 +130,7 @@ def from_row(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
     for name, value in zip(names, row, strict=True):
         if name == "extra":
             extra = value or {}
-        else:
+        elif value is not None or name not in OPTIONAL:
             record[name] = _from_value(value)
     record.update(extra)
     return record

@@ -41,7 +41,8 @@ INTERNAL_FIELDS = (
 def iso(timestamp: int | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%SZ}"  # %Y drops the zeros of year 167
 
 
 def money(value: Decimal | None) -> str | None:

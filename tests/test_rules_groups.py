@@ -10,17 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processor.context import Context
-from processor.core.groups import TOO_EARLY, WITHOUT_PARTICIPANT
-from processor.core.model import record_id
+from processor.core.events import Event, Inbound, Pricing, Status
+from processor.core.groups import TOO_EARLY, WITHOUT_PARTICIPANT, group_pair
+from processor.core.model import evaluate, record_id
 from processor.core.policies import VOLUME_TIER
 from processor.web import create_app
 from tests import group_payloads as g
 from tests import payloads as p
 from tests.conftest import auth
 from tests.money_helpers import context_with, post
-from tests.rules_helpers import ts
+from tests.rules_helpers import BOOK, UTC, history_of, ts
 from workers.drain import drain, use_context
 
 # Group G on P1: A, B and E in Brazil (+55), C in India (+91), D in North America (+1).
@@ -602,3 +605,37 @@ def test_group_quote_takes_allowance_places_in_turn(world: tuple[Context, Any]) 
 def test_bad_group_quotes_are_400(world: tuple[Context, Any], body: dict[str, Any]) -> None:
     request = {"phone_number_id": p.PHONE, "waba_id": p.WABA, "group_id": g.GROUP, **body}
     assert world[1].post("/v1/quote", json=request, headers=auth()).status_code == 400
+
+
+# -- the model alone: arrival order and redelivery do not matter ---------------------------------
+
+G = group_pair(p.WABA, p.PHONE, g.GROUP)
+
+
+def model_events() -> list[Event]:
+    """G-3 and G-6 as parsed events, with a group-level `sent` and some `read`s."""
+    utility, marketing = ts("2026-03-11T15:00:00"), ts("2026-03-11T16:00:00")
+    events: list[Event] = [
+        Inbound(G, "wamid.in.C", T3, "text", False),
+        Status(G, "wamid.G2", "sent", utility - 1, pricing=Pricing(category="group_utility")),
+        Status(G, "wamid.G4", "sent", marketing - 1),
+    ]
+    for i, who in enumerate(EVERYONE):
+        events.append(Status(G, "wamid.G2", "delivered", utility + i, participant=who))
+        mine = Pricing(model="PMP", category="group_marketing", type="regular")
+        events.append(Status(G, "wamid.G4", "read", marketing + 60 + i, None, mine, (), who))
+        if i % 2:
+            events.append(Status(G, "wamid.G4", "delivered", marketing + i, participant=who))
+    return events
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_group_units_do_not_depend_on_arrival_order(data: st.DataObject) -> None:
+    """Any order of the events, with any of them twice, gives the same group units."""
+    events = model_events()
+    expected = evaluate(G, history_of(events), UTC, BOOK)
+    assert len(expected.units) == 10 and not expected.pending
+    repeats = data.draw(st.lists(st.sampled_from(events), max_size=5))
+    shuffled = data.draw(st.permutations(events + repeats))
+    assert evaluate(G, history_of(shuffled), UTC, BOOK) == expected

@@ -639,3 +639,33 @@ def test_group_units_do_not_depend_on_arrival_order(data: st.DataObject) -> None
     repeats = data.draw(st.lists(st.sampled_from(events), max_size=5))
     shuffled = data.draw(st.permutations(events + repeats))
     assert evaluate(G, history_of(shuffled), UTC, BOOK) == expected
+
+
+def test_a_category_groups_do_not_have_stays_unrated(world: tuple[Context, Any]) -> None:
+    """Authentication templates do not exist in groups: such a delivery is kept, but never
+    priced as a 1:1 authentication message (no rate: cost null, listed as unrated); Meta's
+    plain `marketing` on a group delivery is group marketing."""
+    at = ts("2026-03-13T10:00:00")
+    statuses = [
+        g.participant_status("wamid.GA", "delivered", at, A, category="authentication"),
+        g.participant_status("wamid.GA", "delivered", at, C, category="marketing"),
+    ]
+    send(world, g.aggregated(statuses))
+    found = of(records(world), "wamid.GA")
+    assert (found[A]["category"], found[A]["cost"]) == ("group_authentication", None)
+    assert (found[C]["category"], found[C]["cost"]) == ("group_marketing", "0.0118")
+    reply = world[1].get(f"/v1/usage?waba_id={p.WABA}&month={MARCH}", headers=auth())
+    assert reply.json["unrated_units"] == 1
+
+
+def test_group_marketing_lite_is_priced_as_marketing_lite_and_noted(
+    world: tuple[Context, Any],
+) -> None:
+    """`group_marketing_lite` (seen only in Meta's analytics enum) takes the marketing_lite
+    rate (the card's marketing rate where it has none), no tiers, noted as seen."""
+    at = ts("2026-03-13T10:00:00")
+    status = g.participant_status("wamid.GL", "delivered", at, A, category="group_marketing_lite")
+    send(world, g.aggregated([status]))
+    [rec] = records(world)
+    assert (rec["category"], rec["cost"], rec["tier"]) == ("group_marketing_lite", "0.0625", None)
+    assert rec["discrepancy"] == "group_marketing_lite_seen"

@@ -75,8 +75,12 @@ def group_of(pair: Pair) -> str | None:
 
 
 def group_category(category: str | None) -> str | None:
-    """The ``group_*`` spelling of a group delivery's category (others are kept as they are)."""
-    return None if category is None else _GROUP_SPELLING.get(category, category)
+    """The ``group_*`` spelling of a group delivery's category. A category groups do not have
+    (``authentication``, or one Meta adds) keeps it too, so that it is never priced as a 1:1
+    category: the rate card has no row for it and the unit stays unrated (rule book 9.3)."""
+    if category is None or category.startswith("group_"):
+        return category
+    return _GROUP_SPELLING.get(category, "group_" + category)
 
 
 def group_message_category(category: str, template: bool) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -20,14 +20,13 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from processor.context import Context
 from processor.store import codec
 from processor.web import reconciliation
+from processor.web.auth import context
 from processor.web.budget_metrics import BudgetCollector
 
 bp = Blueprint("ops", __name__)
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["wa_billing"]
-    return ctx
+_ctx = context
 
 
 def queue_depths(ctx: Context) -> dict[str, int]:

@@ -57,9 +57,9 @@ def _sinks(ctx: Context) -> dict[str, object]:
     """Each sink's lag (only when SINKS names some: nothing changes without them)."""
     if not ctx.settings.sinks:
         return {}
-    from processor.sinks.status import sink_status
+    from processor.sinks.status import status_of
 
-    return {"sinks": sink_status(ctx.redis, ctx.keys, ctx.settings.sinks)}
+    return {"sinks": status_of(ctx)}
 
 
 @bp.get("/metrics")
@@ -99,9 +99,9 @@ class _RedisCollector(Collector):
         yield depth
         yield _latency(latency)
         if ctx.settings.sinks:
-            from processor.sinks.status import sink_metrics, sink_status
+            from processor.sinks.status import sink_metrics, status_of
 
-            yield from sink_metrics(sink_status(ctx.redis, ctx.keys, ctx.settings.sinks))
+            yield from sink_metrics(status_of(ctx))
         try:
             yield from reconciliation.metric_families(ctx, stats)
         except redis.RedisError:

@@ -45,7 +45,8 @@ def cluster_ctx(
     )
     env = {**environ, "LEDGER_REDIS_URL": redis_cluster.url, "LEDGER_REDIS_CLUSTER": "true",
            "BILLING_CONFIG_DIR": str(config), "SINKS": "webhook",
-           "SINK_WEBHOOK_URL": "http://127.0.0.1:9/unused", "SINK_WEBHOOK_SECRET": "s" * 32}  # fmt: skip
+           "SINK_WEBHOOK_URL": "http://127.0.0.1:9/unused",
+           "SINK_WEBHOOK_SECRET": "s" * 32}  # fmt: skip
     settings = load_settings(env)
     context = build_context(settings)
     yield context

@@ -15,6 +15,8 @@ import pytest
 from rq import Worker
 from rq.registry import FailedJobRegistry
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select
 
 from processor.context import Context
 from tests import payloads as p
@@ -195,6 +197,17 @@ def test_every_view_renders_its_data_with_no_console_error_and_requeue_works(
         wait(browser, "the requeue", lambda b: job_id not in failed_ids(ctx))
         wait(browser, "the button hidden", lambda b: not button.is_displayed())
         assert len(failed_ids(ctx)) == 2
+        assert console_errors(browser) == []
+
+        browser.get(f"{base}/rq/0/view/jobs/{ctx.queue.name}/failed/20/asc/1")
+        wait(browser, "two failed", lambda b: len(rows(b, "#jobs tr[data-role=job]")) == 2)
+        browser.find_element(By.ID, "requeue-all-btn").click()
+        wait(browser, "the confirmation", expected_conditions.alert_is_present()).accept()
+        wait(browser, "every failed job requeued", lambda b: not failed_ids(ctx))
+        Select(browser.find_element(By.ID, "select-registry")).select_by_visible_text("queued")
+        wait(browser, "the queued view", lambda b: b.current_url.endswith("/queued/20/asc/1"))
+        queued = wait(browser, "the queued jobs", lambda b: rows(b, "#jobs tr[data-role=job]"))
+        assert len(queued) == ctx.queue.count == 3
         assert console_errors(browser) == []
     finally:
         worker.register_death()

@@ -1,7 +1,8 @@
 """A headless Chromium for page tests (Debian's chromium + chromium-driver, driven by Selenium).
 
 ``.ci/run`` installs both packages when they are missing; tests that use the ``browser`` fixture
-(see conftest.py) fail, never skip, when they are absent, so CI cannot pass without them.
+(see conftest.py) fail under CI when they are absent, so CI cannot pass without them, and skip
+with the reason elsewhere (tests/needs.py).
 """
 
 from __future__ import annotations

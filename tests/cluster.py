@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from tests.fault_helpers import free_port, wait_for
+from tests.needs import need
 
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
@@ -79,6 +80,8 @@ class LocalCluster:
         return f"redis://{self.nodes[0].address}/0"
 
     def start(self, primaries: int = 3, replicas_each: int = 1) -> LocalCluster:
+        tools = shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None
+        need(tools, "redis-server and redis-cli (Debian package redis-server) for a cluster")
         count = primaries * (1 + replicas_each)
         self.nodes = [Node(free_port(), free_port(), self.root / f"n{i}") for i in range(count)]
         for node in self.nodes:

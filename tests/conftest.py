@@ -1,6 +1,8 @@
 """Fixtures: a real Redis (REDIS_URL / TEST_REDIS_URL, else an embedded one), the app, clients.
 
 Tests never skip for want of Redis: without a URL they start the embedded server themselves.
+Tests that need Chromium, redis-server or PostgreSQL skip without them outside CI and fail
+under CI (tests/needs.py).
 Each test gets its own key prefix and queue name, and its keys are deleted afterwards.
 """
 
@@ -18,6 +20,7 @@ import redis
 from processor.context import Context, build_context
 from processor.settings import Settings, load_settings
 from processor.web.signature import sign
+from tests.needs import need
 
 SECRET = "test-app-secret"
 VERIFY = "test-verify-token"
@@ -102,8 +105,11 @@ def auth() -> dict[str, str]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium (see tests/browser.py)."""
-    from tests.browser import chromium
+    """A headless Chromium (see tests/browser.py); skipped outside CI when it is missing."""
+    from tests.browser import CHROMEDRIVER, CHROMIUM, chromium
+
+    present = Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
+    need(present, f"{CHROMIUM} and {CHROMEDRIVER} (Debian packages chromium, chromium-driver)")
 
     with chromium() as driver:
         yield driver
@@ -133,7 +139,13 @@ def pg_url() -> Iterator[str]:
 
     admin = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"wab_test_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError:
+        conn = None
+    need(conn is not None, "a PostgreSQL server at TEST_POSTGRES_URL (default 127.0.0.1:5432)")
+    assert conn is not None
+    with conn:
         conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
     try:
         yield admin.rsplit("/", 1)[0] + f"/{name}"

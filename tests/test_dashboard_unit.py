@@ -172,11 +172,19 @@ def test_the_vendored_chart_js_is_the_recorded_release() -> None:
 
 
 def test_static_files_are_package_data() -> None:
-    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
-    assert (
-        '"processor.web" = ["templates/*/*.html", "static/*.css", "static/*.js", '
-        '"static/vendor/*/*"]' in text
-    )
+    """Every template and static file (the RQ dashboard's too) is matched by a package-data
+    glob, so an installed wheel serves the same pages."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    globs = config["tool"]["setuptools"]["package-data"]["processor.web"]
+    web = root / "processor" / "web"
+    files = [f for d in ("templates", "static") for f in (web / d).rglob("*") if f.is_file()]
+    assert any("rq_dashboard" in str(f) for f in files) and any("rq" in f.parts for f in files)
+    for f in files:
+        rel = f.relative_to(web)
+        assert any(len(rel.parts) == len(Path(g).parts) and rel.match(g) for g in globs), f
 
 
 # -- the breakdown counters ----------------------------------------------------------------

@@ -52,10 +52,10 @@ def sinks() -> None:
 def status(as_json: bool) -> None:
     """Each configured sink's lag, pending, parked and delivered versions."""
     from processor.cli import _context
-    from processor.sinks.status import sink_status
+    from processor.sinks.status import status_of
 
     ctx = _context()
-    found = sink_status(ctx.redis, ctx.keys, ctx.settings.sinks)
+    found = status_of(ctx)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

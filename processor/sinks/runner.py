@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import redis
 
 from processor.context import Context
-from processor.errors import SettingsError
 from processor.sinks.base import Outcome, Sink, Transient, Version
 from processor.store.sinkfeed import Entry, SinkFeed
 
@@ -55,16 +54,13 @@ class Loop:
 class Runner:
     def __init__(self, ctx: Context, sinks: list[Sink], consumer: str | None = None) -> None:
         self.ctx, self.settings = ctx, ctx.settings
-        if ctx.settings.ledger_redis_cluster:  # one feed per hash tag there (README)
-            raise SettingsError(
-                [
-                    "sinks read the standalone records feed; with LEDGER_REDIS_CLUSTER each "
-                    "portfolio has its own feed, which the sink runner does not read yet"
-                ]
-            )
         name = consumer or consumer_name()
-        self.loops = [Loop(s, SinkFeed(ctx.redis, ctx.keys, s.name, name)) for s in sinks]
+        self.loops = [Loop(s, self._feed(s.name, name)) for s in sinks]
         self.stop = threading.Event()
+
+    def _feed(self, sink: str, consumer: str) -> SinkFeed:
+        ctx = self.ctx
+        return SinkFeed(ctx.redis, ctx.keys, sink, consumer, ctx.ledger_redis, ctx.ledger_keys)
 
     def run(self, burst: bool = False) -> bool:
         """Deliver until stopped (or, with ``burst``, until nothing is left); True when every

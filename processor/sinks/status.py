@@ -8,23 +8,38 @@ from typing import Any
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from processor.context import Context
 from processor.store import codec
 from processor.store.keys import Keys
 from processor.store.sinkfeed import lag
 
 
-def sink_status(client: redis.Redis, keys: Keys, names: tuple[str, ...]) -> dict[str, Any]:
+def sink_status(
+    client: redis.Redis,
+    keys: Keys,
+    names: tuple[str, ...],
+    ledger: redis.Redis | None = None,
+    ledger_keys: Keys | None = None,
+) -> dict[str, Any]:
+    """Per sink: its lag over the ledger's feeds (``ledger``: LEDGER_REDIS_URL's, default
+    ``client``) and its counters (on ``client``)."""
     raw = codec.mapping(client.hgetall(keys.sink_stats))
     stats = {codec.text(k): int(v) for k, v in raw.items()}
     out = {}
     for name in names:
         out[name] = {
-            **lag(client, keys, name),
+            **lag(client, keys, name, ledger, ledger_keys),
             "delivered": stats.get(f"{name}:delivered", 0),
             "failed": stats.get(f"{name}:failed", 0),
             "parked_total": stats.get(f"{name}:parked", 0),
         }
     return out
+
+
+def status_of(ctx: Context) -> dict[str, Any]:
+    """Every configured sink's status, from the processor's context."""
+    s = ctx.settings
+    return sink_status(ctx.redis, ctx.keys, s.sinks, ctx.ledger_redis, ctx.ledger_keys)
 
 
 def sink_metrics(status: dict[str, Any]) -> Iterator[Metric]:

@@ -1,7 +1,12 @@
 """The records feed as each sink reads it: its consumer group, its lease, parked versions.
 
-Each sink has its own consumer group on ``{p}:records`` (``sink:<name>``), so each sees every
-record version, in feed order. One process at a time delivers for a sink: it holds the sink's
+Each sink has its own consumer group (``sink:<name>``) on every records feed of the ledger, so
+each sees every record version, in feed order: one feed (``{p}:records``) on a standalone
+ledger, one per hash tag (portfolio) on a cluster (``LEDGER_REDIS_CLUSTER``), where a record's
+versions all go to its portfolio's feed. The feeds live on the ledger's Redis; the sink's own
+state (lease, parked and replayed versions, counters) on ``REDIS_URL``'s.
+
+One process at a time delivers for a sink: it holds the sink's
 lease (renewed while it works; another process takes over when it lapses, for instance after a
 ``kill -9``) and first takes over every version still pending in the group, so the target gets
 them in order before anything newer.
@@ -37,6 +42,7 @@ end
 return 0
 """
 PARKED_MAXLEN = 1_000_000
+FEEDS_REFRESH = 5.0  # seconds between listings of a cluster's feeds (new portfolios)
 
 
 def group_name(sink: str) -> str:
@@ -48,71 +54,123 @@ class Entry:
     entry_id: str
     body: str
     source: str  # "feed" or "replay"
+    feed: str = ""  # the feed stream it was read from (source "feed")
+
+
+class Feeds:
+    """The records feeds of a ledger: ``{p}:records`` standalone, one per hash tag on a cluster
+    (the tags registry, listed again at most every ``refresh`` seconds: new portfolios)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, refresh: float = FEEDS_REFRESH) -> None:
+        self.redis, self.keys, self.refresh = client, keys, refresh
+        self._names: list[str] = []
+        self._listed = float("-inf")
+
+    def names(self) -> list[str]:
+        if not self.keys.cluster:
+            return [self.keys.feed]
+        now = time.monotonic()
+        if now - self._listed >= self.refresh:
+            tags = sorted(codec.text(t) for t in self.redis.smembers(self.keys.tags))
+            self._names, self._listed = [self.keys.feed_of(tag) for tag in tags], now
+        return self._names
 
 
 class SinkFeed:
-    """One sink's view of the feed (every call is one or two Redis round trips)."""
+    """One sink's view of the feeds (every call is one or two Redis round trips per feed).
 
-    def __init__(self, client: redis.Redis, keys: Keys, sink: str, consumer: str) -> None:
+    ``client``/``keys``: the sink's state (``REDIS_URL``); ``ledger``/``ledger_keys``: where
+    the feeds are (``LEDGER_REDIS_URL``; the same by default)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        sink: str,
+        consumer: str,
+        ledger: redis.Redis | None = None,
+        ledger_keys: Keys | None = None,
+    ) -> None:
         self.redis, self.keys, self.sink, self.consumer = client, keys, sink, consumer
+        self.ledger = client if ledger is None else ledger
+        self.feeds = Feeds(self.ledger, keys if ledger_keys is None else ledger_keys)
         self.group = group_name(sink)
+        self._grouped: set[str] = set()
+        self._turn = 0  # the feed a read starts with (fair across portfolios)
 
     # -- the group -------------------------------------------------------------------------
 
     def ensure_group(self) -> None:
-        """Create the group at the start of the feed (a new sink receives every version the
-        feed still holds)."""
-        try:
-            self.redis.xgroup_create(self.keys.feed, self.group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        """Create the group at the start of each feed (a new sink receives every version the
+        feed still holds; so does a feed that appears later, for a new portfolio)."""
+        for feed in self.feeds.names():
+            if feed in self._grouped:
+                continue
+            try:
+                self.ledger.xgroup_create(feed, self.group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._grouped.add(feed)
 
     def take_over(self) -> int:
         """Claim every pending version of the group (a previous holder's) for this consumer."""
-        taken, start = 0, "0-0"
-        while True:
-            reply: Any = self.redis.xautoclaim(
-                self.keys.feed, self.group, self.consumer, 0, start_id=start, count=500
-            )
-            start, ids = codec.text(reply[0]), reply[1]
-            taken += len(ids)
-            if start == "0-0":
-                self._forget_others()
-                return taken
+        self.ensure_group()
+        taken = 0
+        for feed in self.feeds.names():
+            start = "0-0"
+            while True:
+                reply: Any = self.ledger.xautoclaim(
+                    feed, self.group, self.consumer, 0, start_id=start, count=500
+                )
+                start, ids = codec.text(reply[0]), reply[1]
+                taken += len(ids)
+                if start == "0-0":
+                    self._forget_others(feed)
+                    break
+        return taken
 
-    def _forget_others(self) -> None:
+    def _forget_others(self, feed: str) -> None:
         """Drop the group's other consumers (earlier holders; their pending versions are ours
         now), so that restarts do not pile up consumers."""
-        for consumer in self.redis.xinfo_consumers(self.keys.feed, self.group):
+        for consumer in self.ledger.xinfo_consumers(feed, self.group):
             name = codec.text(consumer["name"])
             if name != self.consumer and int(consumer["pending"]) == 0:
-                self.redis.xgroup_delconsumer(self.keys.feed, self.group, name)
+                self.ledger.xgroup_delconsumer(feed, self.group, name)
 
     def read(self, count: int) -> list[Entry]:
-        """Queued replays first, then this consumer's pending versions, then new ones."""
+        """Queued replays first, then this consumer's pending versions, then new ones; a batch
+        comes from one feed (stream ids are unique only within a feed)."""
         replays = self.redis.xrange(self.keys.sink_replay(self.sink), count=count)
         if replays:
             return [_entry(i, f, "replay") for i, f in replays]
-        for start in ("0", ">"):
-            reply: Any = self.redis.xreadgroup(
-                self.group, self.consumer, {self.keys.feed: start}, count=count
-            )
-            entries = [_entry(i, f, "feed") for _, items in reply or [] for i, f in items if f]
+        self.ensure_group()
+        names = self.feeds.names()
+        for k in range(len(names)):
+            feed = names[(self._turn + k) % len(names)]
+            entries = self._read_feed(feed, count)
             if entries:
+                self._turn = (self._turn + k + 1) % len(names)
                 return entries
-            if start == "0":
-                self._drop_deleted(reply)
         return []
 
-    def _drop_deleted(self, reply: Any) -> None:
-        """Pending versions trimmed from the feed come back without fields: acknowledge them."""
-        gone = [codec.text(i) for _, items in reply or [] for i, f in items if not f]
-        if gone:
-            self.redis.xack(self.keys.feed, self.group, *gone)
+    def _read_feed(self, feed: str, count: int) -> list[Entry]:
+        for start in ("0", ">"):
+            streams: dict[Any, Any] = {feed: start}
+            reply: Any = self.ledger.xreadgroup(self.group, self.consumer, streams, count=count)
+            items = [(i, f) for _, found in reply or [] for i, f in found]
+            entries = [_entry(i, f, "feed", feed) for i, f in items if f]
+            if entries:
+                return entries
+            gone = [codec.text(i) for i, f in items if not f]
+            if gone:  # pending versions trimmed from the feed come back without fields
+                self.ledger.xack(feed, self.group, *gone)
+        return []
 
     def done(self, entries: list[Entry], parked: dict[str, str]) -> None:
-        """Acknowledge a delivered batch; park the versions rejected for good, in one MULTI."""
+        """Acknowledge a delivered batch; park the versions rejected for good first (one MULTI
+        on the sink's Redis), then acknowledge them on their feed (a crash between the two
+        parks a version that is delivered again: at least once, never lost)."""
         now = int(time.time())
         pipe = self.redis.pipeline(transaction=True)
         for entry in entries:
@@ -125,10 +183,7 @@ class SinkFeed:
                     "at": now,
                 }
                 pipe.xadd(self.keys.sink_parked(self.sink), fields, maxlen=PARKED_MAXLEN)
-        feed = [e.entry_id for e in entries if e.source == "feed"]
         replays = [e.entry_id for e in entries if e.source == "replay"]
-        if feed:
-            pipe.xack(self.keys.feed, self.group, *feed)
         if replays:
             pipe.xdel(self.keys.sink_replay(self.sink), *replays)
         stats = self.keys.sink_stats
@@ -137,6 +192,12 @@ class SinkFeed:
             pipe.hincrby(stats, f"{self.sink}:parked", len(parked))
         pipe.hdel(self.keys.sink_state(self.sink), "last_error", "retry_at")
         pipe.execute()
+        by_feed: dict[str, list[str]] = {}
+        for entry in entries:
+            if entry.source == "feed":
+                by_feed.setdefault(entry.feed, []).append(entry.entry_id)
+        for feed, ids in by_feed.items():
+            self.ledger.xack(feed, self.group, *ids)
 
     def failed(self, error: str, retry_at: float) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -165,9 +226,9 @@ class SinkFeed:
         self.redis.eval(RELEASE, 1, self.keys.sink_lease(self.sink), self.consumer)
 
 
-def _entry(entry_id: Any, fields: Any, source: str) -> Entry:
+def _entry(entry_id: Any, fields: Any, source: str, feed: str = "") -> Entry:
     mapping = codec.mapping(fields)
-    return Entry(codec.text(entry_id), codec.text(mapping[b"r"]), source)
+    return Entry(codec.text(entry_id), codec.text(mapping[b"r"]), source, feed)
 
 
 # -- parked versions ---------------------------------------------------------------------------
@@ -206,15 +267,27 @@ def replay(client: redis.Redis, keys: Keys, sink: str, ids: list[str] | None) ->
     return len(found)
 
 
-def lag(client: redis.Redis, keys: Keys, sink: str) -> dict[str, Any]:
-    """Versions not yet delivered: new (``lag``), read but unacknowledged, parked, queued."""
+def lag(
+    client: redis.Redis,
+    keys: Keys,
+    sink: str,
+    ledger: redis.Redis | None = None,
+    ledger_keys: Keys | None = None,
+) -> dict[str, Any]:
+    """Versions not yet delivered, summed over the feeds: new (``lag``), read but
+    unacknowledged, parked, queued."""
     group = group_name(sink)
-    info = None
-    with contextlib.suppress(redis.ResponseError):  # no feed yet
-        info = next(
-            (g for g in client.xinfo_groups(keys.feed) if codec.text(g["name"]) == group), None
-        )
-    behind = _lag_of(client, keys, info)
+    ledger = client if ledger is None else ledger
+    missed = behind = pending = 0
+    for feed in Feeds(ledger, keys if ledger_keys is None else ledger_keys).names():
+        info = None
+        with contextlib.suppress(redis.ResponseError):  # no feed yet
+            info = next(
+                (g for g in ledger.xinfo_groups(feed) if codec.text(g["name"]) == group), None
+            )
+        behind += _lag_of(ledger, feed, info)
+        missed += _missed(ledger, feed, info)
+        pending += int(info["pending"]) if info else 0
     pipe = client.pipeline(transaction=False)
     pipe.xlen(keys.sink_parked(sink))
     pipe.xlen(keys.sink_replay(sink))
@@ -223,9 +296,9 @@ def lag(client: redis.Redis, keys: Keys, sink: str) -> dict[str, Any]:
     parked_n, queued, state, ttl = pipe.execute()
     state = {codec.text(k): codec.text(v) for k, v in codec.mapping(state).items()}
     return {
-        "missed": _missed(client, keys, info),
+        "missed": missed,
         "lag": behind,
-        "pending": int(info["pending"]) if info else 0,
+        "pending": pending,
         "parked": int(parked_n),
         "replay_queued": int(queued),
         "holder": state.get("holder") if ttl and ttl > 0 else None,
@@ -233,16 +306,16 @@ def lag(client: redis.Redis, keys: Keys, sink: str) -> dict[str, Any]:
     }
 
 
-def _lag_of(client: redis.Redis, keys: Keys, info: Any) -> int:
+def _lag_of(client: redis.Redis, feed: str, info: Any) -> int:
     if info is None:
-        return int(client.xlen(keys.feed)) if client.exists(keys.feed) else 0
+        return int(client.xlen(feed)) if client.exists(feed) else 0
     if info.get("lag") is not None:
         return int(info["lag"])
     last = codec.text(info["last-delivered-id"])  # lag unknown (entries deleted): count them
-    return len(codec.entries(client.xrange(keys.feed, f"({last}", "+", count=1_000_000)))
+    return len(codec.entries(client.xrange(feed, f"({last}", "+", count=1_000_000)))
 
 
-def _missed(client: redis.Redis, keys: Keys, info: Any) -> int:
+def _missed(client: redis.Redis, feed: str, info: Any) -> int:
     """Versions trimmed from the feed (RECORDS_FEED_MAXLEN) before the sink read them.
 
     When the group's position is before the feed's first entry, every version it read is
@@ -252,7 +325,7 @@ def _missed(client: redis.Redis, keys: Keys, info: Any) -> int:
     last, read = codec.text(info["last-delivered-id"]), info.get("entries-read")
     if read is None and last != "0-0":
         return 0  # unknown
-    stream: Any = client.xinfo_stream(keys.feed)
+    stream: Any = client.xinfo_stream(feed)
     first, added = stream.get("first-entry"), stream.get("entries-added")
     if not first or added is None:
         return 0

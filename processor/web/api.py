@@ -10,13 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
 
-from processor.context import Context
 from processor.core.groups import GROUP_ID
 from processor.core.parse import load_json_object
 from processor.errors import BadPayload
-from processor.web.auth import authorized
+from processor.web.auth import context, require_token
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 USER = re.compile(r"[0-9]{4,20}|[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
@@ -27,15 +26,10 @@ MAX_LIMIT = 1000
 MAX_PARTICIPANTS = 8  # a group's members besides the business (rule book 7.1)
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["wa_billing"]
-    return ctx
+_ctx = context
 
 
-@bp.before_request
-def _require_token() -> None:
-    if not authorized(request, _ctx().settings.api_token):
-        abort(401, "a valid 'Authorization: Bearer <API_TOKEN>' header is required")
+require_token(bp)
 
 
 def _arg(name: str, pattern: re.Pattern[str], required: bool = True) -> str | None:

@@ -24,7 +24,6 @@ from flask import (
     Flask,
     Response,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -39,7 +38,7 @@ from processor.reports import RECORD_COLUMNS, print_usage
 from processor.store.alerts import Alerts
 from processor.store.budgets import Budgets
 from processor.store.dashboard import ALL, Dashboard
-from processor.web.auth import authorized
+from processor.web.auth import authorized, context
 from processor.web.session import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -83,9 +82,7 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["wa_billing"]
-    return ctx
+_ctx = context
 
 
 def _token() -> str:

@@ -2,6 +2,13 @@
 
 Its failed registry is the quarantine (workers/failures.py): Requeue replays a body. Deleting
 is disabled; its actions are accepted from its own pages only.
+
+Its pages are ours: ``templates/rq_dashboard/`` overrides the blueprint's templates of the same
+names (Flask looks in the app's folder first). They run no inline script and no ``eval`` (the
+blueprint's use inline blocks and Underscore templates): ``static/rq/*.js`` read the URL
+prefix, poll interval and view (queue, registry, page, job id) from ``data-*`` attributes and
+put the JSON the blueprint answers in the page with ``textContent``; ``processor.web.headers``
+gives every answer under ``/rq`` the cost dashboard's Content-Security-Policy.
 """
 
 from __future__ import annotations

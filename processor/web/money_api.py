@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
 from processor.context import Context
 from processor.core.budget import Budget, budget_from
@@ -17,26 +17,21 @@ from processor.store.alerts import Alerts
 from processor.store.budgets import Budgets
 from processor.store.campaign import MAX_RECIPIENTS, Campaign, CampaignQuoter
 from processor.web.api import CATEGORY, MONTH, USER, WABA, _field, _int, _moment
-from processor.web.auth import authorized
+from processor.web.auth import context, require_token
 
 bp = Blueprint("money", __name__, url_prefix="/v1")
 ALERT_STATES = ("pending", "sent", "failed")
 KIND = re.compile(r"[a-z_]{1,40}")
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["wa_billing"]
-    return ctx
+_ctx = context
 
 
 def budgets(ctx: Context) -> Budgets:
     return Budgets(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.budget_file)
 
 
-@bp.before_request
-def _require_token() -> None:
-    if not authorized(request, _ctx().settings.api_token):
-        abort(401, "a valid 'Authorization: Bearer <API_TOKEN>' header is required")
+require_token(bp)
 
 
 def _body() -> dict[str, Any]:

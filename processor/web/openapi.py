@@ -7,26 +7,35 @@ shapes of the answers. It is built from constants only: no setting, token or URL
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify
 
 from processor.web import openapi_money
 from processor.web.api import MAX_LIMIT
+from processor.web.openapi_parts import (
+    JSON,
+    MONTH_PATTERN,
+    USER_PATTERN,
+    WABA_PATTERN,
+    Schema,
+)
+from processor.web.openapi_parts import enum as _enum
+from processor.web.openapi_parts import json_ok as _json_ok
+from processor.web.openapi_parts import money as _money
+from processor.web.openapi_parts import nullable as _nullable
+from processor.web.openapi_parts import obj as _object
+from processor.web.openapi_parts import operation as _operation
+from processor.web.openapi_parts import query as _query
+from processor.web.openapi_parts import ref as _ref
+from processor.web.openapi_parts import string as _str
+from processor.web.openapi_parts import time as _time
 
 bp = Blueprint("openapi", __name__)
 
 PATH = "/v1/openapi.json"
-WABA_PATTERN = "^[0-9]{1,32}$"
-MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
-USER_PATTERN = "^([0-9]{4,20}|[A-Z]{2}\\.(ENT\\.)?[A-Za-z0-9]{1,128})$"
 GROUP_PATTERN = "^[A-Za-z0-9_.+/=-]{1,256}$"
 CURSOR_MAX = 2**63
 FREE_REASONS = ["free_tier", "free_entry_point", "free_customer_service", "free_service"]
-JSON = "application/json"
 NDJSON = "application/x-ndjson"
-
-Schema = dict[str, Any]
 
 
 @bp.get(PATH)
@@ -138,43 +147,9 @@ def _paths() -> Schema:
     }
 
 
-def _operation(
-    method: str,
-    name: str,
-    summary: str,
-    ok: Schema,
-    parameters: list[Schema] | None = None,
-    body: str | None = None,
-) -> Schema:
-    operation: Schema = {
-        "operationId": name,
-        "summary": summary,
-        "responses": {
-            "200": ok,
-            "400": {"$ref": "#/components/responses/BadRequest"},
-            "401": {"$ref": "#/components/responses/Unauthorized"},
-        },
-    }
-    if parameters:
-        operation["parameters"] = parameters
-    if body:
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
-    return {method: operation}
-
-
 def _integer(name: str, low: int, high: int, default: int, description: str) -> Schema:
     schema = {"type": "integer", "minimum": low, "maximum": high, "default": default}
     return _query(name, schema, description)
-
-
-def _query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": schema,
-    }
 
 
 def _waba_id(required: bool) -> Schema:
@@ -188,14 +163,6 @@ def _waba_id(required: bool) -> Schema:
 def _month() -> Schema:
     schema = {"type": "string", "pattern": MONTH_PATTERN, "example": "2025-11"}
     return _query("month", schema, "Billing month in the WABA's time zone.", required=True)
-
-
-def _json_ok(name: str) -> Schema:
-    return {"description": "OK", "content": {JSON: {"schema": _ref(name)}}}
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 # -- components ----------------------------------------------------------------------------------
@@ -437,35 +404,3 @@ def _reconciliation_schemas() -> Schema:
     from processor.web.openapi_reconciliation import reconciliation_schemas
 
     return reconciliation_schemas()
-
-
-def _object(**properties: Schema) -> Schema:
-    """An object with exactly these properties, all required."""
-    return {
-        "type": "object",
-        "required": list(properties),
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-def _str(pattern: str | None = None) -> Schema:
-    return {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
-
-
-def _enum(values: list[str]) -> Schema:
-    return {"type": "string", "enum": values}
-
-
-def _nullable(schema: Schema) -> Schema:
-    if "enum" in schema:
-        return {**schema, "nullable": True, "enum": [*schema["enum"], None]}
-    return {**schema, "nullable": True}
-
-
-def _money() -> Schema:
-    return {"type": "string", "description": "An exact decimal, e.g. `0.0625`."}
-
-
-def _time() -> Schema:
-    return {"type": "string", "format": "date-time", "example": "2025-11-22T08:00:00Z"}

@@ -3,15 +3,22 @@ merged into the document by :mod:`processor.web.openapi`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from processor.store.campaign import MAX_RECIPIENTS
+from processor.web.openapi_parts import (
+    MONTH_PATTERN,
+    USER_PATTERN,
+    WABA_PATTERN,
+    Schema,
+    json_ok,
+    operation,
+)
+from processor.web.openapi_parts import count as _count
+from processor.web.openapi_parts import money as _money
+from processor.web.openapi_parts import obj as _object
+from processor.web.openapi_parts import query as _query
+from processor.web.openapi_parts import ref as _ref
+from processor.web.openapi_parts import string as _str
 
-Schema = dict[str, Any]
-JSON = "application/json"
-WABA_PATTERN = "^[0-9]{1,32}$"
-MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
-USER_PATTERN = "^([0-9]{4,20}|[A-Z]{2}\\.(ENT\\.)?[A-Za-z0-9]{1,128})$"
 AMOUNT_PATTERN = "^[0-9]{1,15}(\\.[0-9]{1,10})?$"
 ALERT_STATES = ["pending", "sent", "failed"]
 
@@ -233,52 +240,4 @@ def _op(
     parameters: list[Schema] | None = None,
     body: str | None = None,
 ) -> Schema:
-    operation: Schema = {
-        "operationId": name,
-        "summary": summary,
-        "responses": {
-            "200": {"description": "OK", "content": {JSON: {"schema": _ref(schema)}}},
-            "400": {"$ref": "#/components/responses/BadRequest"},
-            "401": {"$ref": "#/components/responses/Unauthorized"},
-        },
-    }
-    if parameters:
-        operation["parameters"] = parameters
-        if any(p["in"] == "path" for p in parameters):
-            operation["responses"]["404"] = {
-                "description": "The path is not one of the API's (e.g. an empty id).",
-                "content": {JSON: {"schema": _ref("Error")}},
-            }
-    if body:
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
-    return {method: operation}
-
-
-def _query(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}  # fmt: skip
-
-
-def _object(**properties: Schema) -> Schema:
-    return {
-        "type": "object",
-        "required": list(properties),
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _str(pattern: str | None = None) -> Schema:
-    return {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
-
-
-def _money() -> Schema:
-    return {"type": "string", "description": "An exact decimal, e.g. `0.0625`."}
-
-
-def _count() -> Schema:
-    return {"type": "integer", "minimum": 0}
+    return operation(method, name, summary, json_ok(schema), parameters, body)

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from processor.core.reconcile import MONTH_PATTERN
-from processor.web.openapi import (
-    JSON,
-    WABA_PATTERN,
-    Schema,
-    _enum,
-    _json_ok,
-    _money,
-    _nullable,
-    _object,
-    _operation,
-    _query,
-    _ref,
-    _str,
-    _time,
-    _waba_id,
-)
-from processor.web.openapi import (
-    MONTH_PATTERN as ANY_MONTH,
-)
+from processor.web.openapi import _waba_id
+from processor.web.openapi_parts import JSON, WABA_PATTERN, Schema
+from processor.web.openapi_parts import MONTH_PATTERN as ANY_MONTH
+from processor.web.openapi_parts import enum as _enum
+from processor.web.openapi_parts import json_ok as _json_ok
+from processor.web.openapi_parts import money as _money
+from processor.web.openapi_parts import nullable as _nullable
+from processor.web.openapi_parts import obj as _object
+from processor.web.openapi_parts import operation as _operation
+from processor.web.openapi_parts import query as _query
+from processor.web.openapi_parts import ref as _ref
+from processor.web.openapi_parts import string as _str
+from processor.web.openapi_parts import time as _time
 
 
 def reconciliation_paths(waba_month: list[Schema]) -> Schema:

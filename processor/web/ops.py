@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -20,14 +20,13 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from processor.context import Context
 from processor.store import codec
 from processor.web import reconciliation
+from processor.web.auth import context
 from processor.web.budget_metrics import BudgetCollector
 
 bp = Blueprint("ops", __name__)
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["wa_billing"]
-    return ctx
+_ctx = context
 
 
 def queue_depths(ctx: Context) -> dict[str, int]:
@@ -58,9 +57,9 @@ def _sinks(ctx: Context) -> dict[str, object]:
     """Each sink's lag (only when SINKS names some: nothing changes without them)."""
     if not ctx.settings.sinks:
         return {}
-    from processor.sinks.status import sink_status
+    from processor.sinks.status import status_of
 
-    return {"sinks": sink_status(ctx.redis, ctx.keys, ctx.settings.sinks)}
+    return {"sinks": status_of(ctx)}
 
 
 @bp.get("/metrics")
@@ -100,9 +99,9 @@ class _RedisCollector(Collector):
         yield depth
         yield _latency(latency)
         if ctx.settings.sinks:
-            from processor.sinks.status import sink_metrics, sink_status
+            from processor.sinks.status import sink_metrics, status_of
 
-            yield from sink_metrics(sink_status(ctx.redis, ctx.keys, ctx.settings.sinks))
+            yield from sink_metrics(status_of(ctx))
         try:
             yield from reconciliation.metric_families(ctx, stats)
         except redis.RedisError:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from processor.context import Context
@@ -14,21 +14,16 @@ from processor.core.reconcile import MONTH_PATTERN
 from processor.graph import GraphError
 from processor.store.meta_state import MetaState
 from processor.web.api import WABA
-from processor.web.auth import authorized
+from processor.web.auth import context, require_token
 
 bp = Blueprint("reconciliation", __name__, url_prefix="/v1")
 RECON_MONTH = re.compile(MONTH_PATTERN)
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["wa_billing"]
-    return ctx
+_ctx = context
 
 
-@bp.before_request
-def _require_token() -> None:
-    if not authorized(request, _ctx().settings.api_token):
-        abort(401, "a valid 'Authorization: Bearer <API_TOKEN>' header is required")
+require_token(bp)
 
 
 def _required(name: str, pattern: Any) -> str:

@@ -11,12 +11,13 @@ import hmac
 import logging
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from processor.context import Context
 from processor.core.account_events import wanted
 from processor.core.parse import load_json_object
 from processor.errors import BadPayload, BadSignature
+from processor.web.auth import context
 from processor.web.signature import verify
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ bp = Blueprint("webhook", __name__)
 JSON_TYPES = ("application/json",)
 
 
-def _ctx() -> Context:
-    ctx: Context = current_app.extensions["wa_billing"]
-    return ctx
+_ctx = context
 
 
 def _text(body: str, status: int) -> Response:

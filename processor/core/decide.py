@@ -22,6 +22,10 @@ from processor.core.policies import PolicyBook
 DAY = 86_400
 TOO_LATE = "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
 UNIT_FIELDS = tuple(f.name for f in fields(Unit))
+# Fields added after units were first booked: left out of the digest while at their default,
+# so that a unit booked before them keeps its digest (no new version for nothing).
+LATER_FIELDS = {f.name: f.default for f in fields(Unit) if f.name in
+                ("meta_in_tier", "pricing_subtype", "unrated")}  # fmt: skip
 
 
 @dataclass
@@ -92,5 +96,8 @@ def merge(history: PairHistory, event: Event) -> bool | None:
 
 def signature(unit: Unit) -> str:
     """A short digest of everything that makes up a unit (a change means a new version)."""
-    text = "\x1f".join([str(getattr(unit, name)) for name in UNIT_FIELDS])
+    values = [(name, getattr(unit, name)) for name in UNIT_FIELDS]
+    text = "\x1f".join(
+        [str(v) for name, v in values if name not in LATER_FIELDS or v != LATER_FIELDS[name]]
+    )
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

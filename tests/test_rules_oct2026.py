@@ -8,8 +8,12 @@ allowance is the real one (1,000 service messages per number per month).
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
+from processor.core.events import Pricing, Status
+from processor.core.history import PairHistory
+from processor.core.parse import parse_body
 from processor.core.policies import FREE_CUSTOMER_SERVICE
 from tests import payloads as p
 from tests.oct2026_helpers import (
@@ -25,7 +29,7 @@ from tests.oct2026_helpers import (
     template,
     world,
 )
-from tests.rules_helpers import ts
+from tests.rules_helpers import PAIR, ts
 
 __all__ = ["world"]  # the fixture
 NOV = "2026-11"
@@ -282,3 +286,43 @@ def test_the_allowance_total_is_what_charge_time_order_gives(world: World) -> No
     charged = [r for r in world.records(NOV).values() if r["billable"]]
     assert sorted(r["wamid"] for r in charged) == ["wamid.f997", "wamid.f998", "wamid.f999"]
     assert Decimal(world.usage(NOV)["total_cost"]) == 3 * Decimal("0.0068")
+
+
+# -- pricing.subtype: parsed verbatim, stored beside older histories -----------------------------
+
+
+def test_pricing_subtype_is_parsed_verbatim_and_a_malformed_one_is_refused() -> None:
+    """A printable subtype is kept as sent; anything else quarantines the status."""
+    good = service("wamid.a", ts("2026-11-20T12:00"), ptype="regular")
+    good["pricing"]["subtype"] = "paid_exempt"
+    bad = service("wamid.b", ts("2026-11-20T12:00"), ptype="regular")
+    bad["pricing"]["subtype"] = {"nested": True}
+    parsed = parse_body(json.dumps(p.body(p.change(statuses=[good, bad]))).encode())
+    [event] = parsed.events
+    assert isinstance(event, Status) and event.pricing is not None
+    assert event.pricing.subtype == "paid_exempt"
+    [rejected] = parsed.rejected
+    assert rejected.reason == "pricing.subtype is not a printable string"
+
+
+def test_a_history_stored_before_subtypes_merges_with_a_status_carrying_one() -> None:
+    """Stored facts have eight fields; a later status with a subtype adds a ninth."""
+    t = ts("2026-11-20T12:00")
+    old = PairHistory.loads(
+        json.dumps(
+            {
+                "i": {},
+                "o": {"w": {"sent": [t, None, None, None, "PMP", "service", "regular", True]}},
+                "u": {},
+            }
+        )
+    )
+    pricing = Pricing(True, "PMP", "service", "regular", "paid_exempt")
+    assert old.merge(Status(PAIR, "w", "sent", t, None, pricing))
+    assert old.merge(Status(PAIR, "w", "delivered", t + 5, None, pricing))
+    facts = old.facts("w")
+    assert (facts.charge_time, facts.subtype, facts.pricing_type) == (
+        t + 5,
+        "paid_exempt",
+        "regular",
+    )

@@ -39,6 +39,7 @@ INTERNAL_FIELDS = (
     "day",
     "meta_in_tier",
     "rule_discrepancy",
+    "unrated",
 )
 UPPER_BOUND = "upper_bound"  # record ``estimate``: Meta may charge less (max price, rule book 10)
 
@@ -54,7 +55,7 @@ def money(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def _estimate(unit: Unit, waba: WabaSettings) -> str | None:
+def estimate(unit: Unit, waba: WabaSettings) -> str | None:
     """``upper_bound`` for a charged marketing_lite unit of a WABA that uses max price: the
     list rate is what Meta charges at most (no webhook carries the final price)."""
     charged = unit.free_reason is None and not unit.unrated
@@ -86,8 +87,10 @@ class OpBuilder:
         month = local_month(unit.charge_time, waba.timezone)
         bucket, places = self._bucket(pair, unit, rating, waba.portfolio_id, month)
         rec = self.record(pair, unit, rating, month)
-        rec["estimate"] = _estimate(unit, waba)
+        rec["estimate"] = estimate(unit, waba)
         rec["pricing_subtype"] = unit.pricing_subtype
+        if unit.unrated:
+            rec["unrated"] = True  # an unknown pricing.type: never priced, also by a rerate
         if unit.meta_in_tier is not None and bucket:  # Meta's free-tier answer (pricing.lua)
             rec["meta_in_tier"], rec["rule_discrepancy"] = unit.meta_in_tier, unit.discrepancy
         rec["bucket"] = bucket

@@ -31,7 +31,7 @@ from processor.core.pricing import bounds as places_bounds
 from processor.core.rating import RateBook, local_date
 from processor.store.cluster import Router
 from processor.store.keys import Keys
-from processor.store.ops import money
+from processor.store.ops import estimate, money
 from processor.store.queries import USAGE_LINE_FIELDS, Queries, public
 
 ATTEMPTS = 10
@@ -59,7 +59,7 @@ def _as_unit(rec: dict[str, Any]) -> Unit:
         pricing_model=rec["pricing_model"], category=rec["category"], charge_time=charge,
         expires_at=None, wamid=rec["wamid"], meta_conversation_id=None,
         free_reason=rec.get("rule_free_reason"), bucket=rec.get("bucket_kind"),
-        source=rec["source"], discrepancy=None,
+        source=rec["source"], discrepancy=None, unrated=bool(rec.get("unrated")),
     )  # fmt: skip
 
 
@@ -85,6 +85,9 @@ def reprice(
             currency=rating.currency, list_rate=money(rating.rate),
             list_billed_rate=money(rating.billed_rate),
         )  # fmt: skip
+        upper = estimate(unit, ratebook.waba(rec["waba_id"]))
+        if upper or "estimate" in rec:  # records booked before the field stay as they are
+            rec["estimate"] = upper
         if unit.bucket == VOLUME_TIER and rating.tiers and unit.free_reason is None:
             portfolio = ratebook.waba(rec["waba_id"]).portfolio_id
             key = keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category,

@@ -15,6 +15,7 @@ from processor.core.events import Pricing, Status
 from processor.core.history import PairHistory
 from processor.core.parse import parse_body
 from processor.core.policies import FREE_CUSTOMER_SERVICE
+from processor.store.quoting import Quoter
 from tests import payloads as p
 from tests.oct2026_helpers import (
     EXEMPT,
@@ -326,3 +327,23 @@ def test_a_history_stored_before_subtypes_merges_with_a_status_carrying_one() ->
         "paid_exempt",
         "regular",
     )
+
+
+def test_a_quote_for_an_exempt_waba_says_free_service_past_the_allowance(world: World) -> None:
+    """The quote prices the next service message as the ledger will: past the allowance of an
+    exempt WABA it is free_service; of another WABA, charged at the service rate."""
+    t = ts("2026-11-20T12:00")
+    world.fill(1_000, t - 3 * 3_600, phone=P4, waba=EXEMPT)
+    world.fill(1_000, t - 3 * 3_600)
+    quoter = Quoter(world.redis, world.keys, world.ledger.ratebook, world.ledger.book)
+    user = brazil(7)
+    for phone, waba in ((P4, EXEMPT), (P1, p.WABA)):
+        world.post(messages=[p.inbound(f"wamid.in-{phone}", t - 60, user)], phone=phone, waba=waba)
+    exempt = quoter.quote(EXEMPT, P4, user, "service", False, t)
+    other = quoter.quote(p.WABA, P1, user, "service", False, t)
+    assert (exempt["billable"], exempt["free_reason"], exempt["allowance"]["left"]) == (
+        False,
+        "free_service",
+        0,
+    )
+    assert (other["billable"], other["free_reason"], other["cost"]) == (True, None, "0.0068")

@@ -347,3 +347,22 @@ def test_a_quote_for_an_exempt_waba_says_free_service_past_the_allowance(world: 
         0,
     )
     assert (other["billable"], other["free_reason"], other["cost"]) == (True, None, "0.0068")
+
+
+def test_billable_is_never_read_when_type_is_present(world: World) -> None:
+    """``pricing.billable`` is deprecated (9.3): a ``regular`` utility Meta calls
+    ``billable: false`` is charged, and a ``free_customer_service`` service unit Meta calls
+    ``billable: true`` is free."""
+    t = ts("2026-11-12T10:00")
+    util = p.status(
+        "wamid.u",
+        "delivered",
+        t,
+        category="utility",
+        model="PMP",
+        pricing_type="regular",
+        billable=False,
+    )
+    world.post([util, service("wamid.s", t + 5, ptype=FREE_CUSTOMER_SERVICE)])
+    assert money(world.record("wamid.u", NOV))[:3] == (True, None, "0.0068")
+    assert money(world.record("wamid.s", NOV))[:2] == (False, "free_tier")

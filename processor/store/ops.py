@@ -87,8 +87,6 @@ class OpBuilder:
         month = local_month(unit.charge_time, waba.timezone)
         bucket, places = self._bucket(pair, unit, rating, waba.portfolio_id, month)
         rec = self.record(pair, unit, rating, month)
-        rec["estimate"] = estimate(unit, waba)
-        rec["pricing_subtype"] = unit.pricing_subtype
         if unit.unrated:
             rec["unrated"] = True  # an unknown pricing.type: never priced, also by a rerate
         if unit.meta_in_tier is not None and bucket:  # Meta's free-tier answer (pricing.lua)
@@ -133,6 +131,8 @@ class OpBuilder:
             "bucket_kind": unit.bucket,
             "list_rate": money(rating.rate),
             "list_billed_rate": money(rating.billed_rate),
+            "estimate": estimate(unit, self.ratebook.waba(pair.waba_id)),
+            "pricing_subtype": unit.pricing_subtype,
         }
 
     def _bucket(

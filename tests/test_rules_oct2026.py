@@ -13,12 +13,14 @@ from decimal import Decimal
 
 from processor.core.events import Pricing, Status
 from processor.core.history import PairHistory
+from processor.core.model import SERVICE_ALLOWANCE_MISMATCH as MISMATCH
 from processor.core.parse import parse_body
 from processor.core.policies import FREE_CUSTOMER_SERVICE
 from processor.store.quoting import Quoter
 from tests import payloads as p
 from tests.oct2026_helpers import (
     EXEMPT,
+    MAX_PRICE,
     P1,
     P2,
     P3,
@@ -34,7 +36,6 @@ from tests.rules_helpers import PAIR, ts
 
 __all__ = ["world"]  # the fixture
 NOV = "2026-11"
-MISMATCH = "service_allowance_mismatch"
 
 
 def money(rec: dict[str, object]) -> tuple[object, ...]:
@@ -366,3 +367,16 @@ def test_billable_is_never_read_when_type_is_present(world: World) -> None:
     world.post([util, service("wamid.s", t + 5, ptype=FREE_CUSTOMER_SERVICE)])
     assert money(world.record("wamid.u", NOV))[:3] == (True, None, "0.0068")
     assert money(world.record("wamid.s", NOV))[:2] == (False, "free_tier")
+
+
+def test_a_number_shared_by_two_wabas_has_one_allowance(world: World) -> None:
+    """Rule book 9.2.2: a number shared by several WABAs (Multi-Solution Conversations) keeps
+    one allowance, keyed by phone_number_id (standalone ledger; on a cluster only when the WABAs
+    share a portfolio, since keys are tagged by portfolio)."""
+    world.fill(1_000, ts("2026-11-20T10:00"))
+    world.post(
+        [service("wamid.other", ts("2026-11-20T12:00"), brazil(1), "regular")], waba=MAX_PRICE
+    )
+    rec = world.record("wamid.other", NOV, MAX_PRICE)
+    assert (money(rec), rec["discrepancy"]) == ((True, None, "0.0068", "0.0068", None), None)
+    assert world.allowance_used(NOV) == 1_001

@@ -95,7 +95,7 @@ class Unit:
     # Added with pmp-2026-10 (defaults keep the digests of units booked before them).
     meta_in_tier: bool | None = None  # Meta's answer: inside the allowance's free tier?
     pricing_subtype: str | None = None  # pricing.subtype verbatim, never read (9.2.6)
-    unrated: bool = False  # an unknown pricing.type: kept, never priced (9.3)
+    unrated: bool = False  # an unknown pricing.type or category: kept, never priced (9.3)
 
     def signature(self) -> str:
         text = "\x1f".join(str(v) for v in asdict(self).values())
@@ -284,9 +284,9 @@ class Walk:
             return
         if category not in policy.categories or _unknown_type(facts):
             # Rule book 9.3: Meta adds values without notice; the unit is kept, unrated and
-            # listed (an unknown category has no rate), and never uses an allowance.
+            # listed, and never uses an allowance (nor a rate an older era had for it).
             unit = self._emit(policy, facts, t, category, None, None, None, META, discrepancy)
-            self.units[unit.record_id] = replace(unit, unrated=_unknown_type(facts))
+            self.units[unit.record_id] = replace(unit, unrated=True)
             return
         free, source, discrepancy = self._message_free(policy, t, facts, category, discrepancy)
         bucket = None

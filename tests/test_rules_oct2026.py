@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
+from processor.config_files import load_ratebook
 from processor.core.events import Pricing, Status
 from processor.core.history import PairHistory
 from processor.core.model import SERVICE_ALLOWANCE_MISMATCH as MISMATCH
 from processor.core.parse import parse_body
 from processor.core.policies import FREE_CUSTOMER_SERVICE
 from processor.store.quoting import Quoter
+from processor.store.rerate import Rerater
 from tests import payloads as p
 from tests.oct2026_helpers import (
     EXEMPT,
@@ -31,6 +34,7 @@ from tests.oct2026_helpers import (
     service,
     template,
     world,
+    write_config,
 )
 from tests.rules_helpers import PAIR, ts
 
@@ -380,3 +384,26 @@ def test_a_number_shared_by_two_wabas_has_one_allowance(world: World) -> None:
     rec = world.record("wamid.other", NOV, MAX_PRICE)
     assert (money(rec), rec["discrepancy"]) == ((True, None, "0.0068", "0.0068", None), None)
     assert world.allowance_used(NOV) == 1_001
+
+
+def test_a_rerate_applies_an_exemption_configured_late(world: World, tmp_path: Path) -> None:
+    """Eligibility is often learnt after the month began: once service_exempt_until is set,
+    ``rerate`` makes the units past the allowance free_service (a correction), and keeps the
+    allowance's own units free_tier."""
+    world.fill(1_000, ts("2026-11-20T10:00"))
+    world.post([service("wamid.S1001", ts("2026-11-20T12:00"), brazil(1), "regular")])
+    assert world.record("wamid.S1001", NOV)["billable"] is True
+    config = write_config(tmp_path / "exempt")
+    wabas = (
+        (config / "wabas.csv")
+        .read_text()
+        .replace(f"{p.WABA},USD,UTC,,,", f"{p.WABA},USD,UTC,,2027-12-31,")
+    )
+    (config / "wabas.csv").write_text(wabas)
+    ratebook = load_ratebook(config)
+    result = Rerater(world.redis, world.keys, ratebook, 100_000).rerate(NOV, p.WABA)
+    assert result.changed == 1
+    rec = world.record("wamid.S1001", NOV)
+    assert (money(rec), rec["version"]) == ((False, "free_service", "0.0068", "0", None), 2)
+    assert world.record("wamid.f0", NOV)["free_reason"] == "free_tier"
+    assert world.usage(NOV)["total_cost"] == "0"

@@ -101,7 +101,7 @@ class PairHistory:
             statuses[s] for s in PRECEDENCE[: PRECEDENCE.index(event.status)] if s in statuses
         ]
         return all(
-            value is None or any(_at(f, i) is not None for f in higher)
+            value is None or any(len(f) > i and f[i] is not None for f in higher)
             for i, value in enumerate(fact[1:], 1)
         )
 
@@ -126,7 +126,7 @@ class PairHistory:
         ordered = [statuses[s] for s in PRECEDENCE if s in statuses]
 
         def first(index: int) -> Any:
-            return next((f[index] for f in ordered if _at(f, index) is not None), None)
+            return next((f[index] for f in ordered if f[index] is not None), None)
 
         return MessageFacts(
             wamid=wamid,
@@ -137,7 +137,7 @@ class PairHistory:
             pricing_model=first(4),
             pricing_type=first(6),
             failed=FAILED in statuses,
-            subtype=first(8),
+            subtype=next((f[8] for f in ordered if len(f) > 8), None),
         )
 
     def newest(self) -> int:

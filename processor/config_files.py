@@ -70,7 +70,10 @@ TIERS = Table(
     ("source",),
 )
 WABAS = Table(
-    "wabas.csv", ("waba_id", "currency", "timezone", "portfolio_id"), False, ("effective_from",)
+    "wabas.csv",
+    ("waba_id", "currency", "timezone", "portfolio_id"),
+    False,
+    ("effective_from", "service_exempt_until", "max_price_enabled"),
 )
 MARKUP = Table("markup.csv", ("waba_id", "percent", "fixed_per_unit"), False)
 TABLES = (MARKETS, RATES, TIERS, WABAS, MARKUP)
@@ -242,6 +245,16 @@ class Fields:
             self.fail(column, f"unknown category {value!r} (allowed: {allowed})")
         return value
 
+    def optional_day(self, column: str) -> date | None:
+        return self.day(column) if self.row.cells[column] else None
+
+    def flag(self, column: str) -> bool:
+        """``true`` or ``false`` (any case); empty is false."""
+        value = self.row.cells[column].lower()
+        if value not in ("", "true", "false"):
+            self.fail(column, f"{column} {self.row.cells[column]!r} is not true or false")
+        return value == "true"
+
     def currency(self, column: str) -> str:
         value = self.row.cells[column]
         if not _CURRENCY.fullmatch(value):
@@ -359,6 +372,8 @@ def _wabas(rows: list[Row], problems: list[str]) -> Parsed[WabaSettings]:
             f.currency("currency"),
             f.timezone("timezone"),
             row.cells["portfolio_id"] or waba_id,
+            service_exempt_until=f.optional_day("service_exempt_until"),
+            max_price_enabled=f.flag("max_price_enabled"),
         )
         if f.ok:
             by_waba[waba_id].append((row, (since, item)))
@@ -384,6 +399,8 @@ def _waba(
         for column, value, expected in (
             ("timezone", item.timezone, first.timezone),
             ("portfolio_id", item.portfolio_id, first.portfolio_id),
+            ("service_exempt_until", item.service_exempt_until, first.service_exempt_until),
+            ("max_price_enabled", item.max_price_enabled, first.max_price_enabled),
         ):
             if value != expected:
                 message = f"{column} differs from line {first_row.line} (only currency is dated)"

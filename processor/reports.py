@@ -16,7 +16,7 @@ RECORD_COLUMNS = (
     "country_source", "market", "category", "kind", "pricing_model", "policy", "charge_time",
     "expires_at", "billing_month", "billable", "free_reason", "rate", "billed_rate", "tier",
     "currency", "cost", "billed_cost", "source", "meta_conversation_id", "wamid", "discrepancy",
-    "void", "group_id",
+    "void", "group_id", "estimate", "pricing_subtype",
 )  # fmt: skip
 
 

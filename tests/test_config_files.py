@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from processor.config_files import MARKETS, TIERS, load_ratebook, read_table
-from processor.core.policies import AUTH_INTL, MARKETING_LITE, POLICIES, REFERRAL
+from processor.core.policies import (
+    AUTH_INTL,
+    GENERAL_PURPOSE_AI,
+    MARKETING_LITE,
+    POLICIES,
+    REFERRAL,
+)
 from processor.core.rating import RateBook, country_of
 from processor.errors import SettingsError
 
@@ -78,7 +84,9 @@ def test_shipped_rates_price_every_market_on_every_published_card(
     """Every country's market has a USD rate for each category its era charges (issue 9: from
     Meta's published cards; service is priced from 2026-10-01, free before)."""
     policy = max((p for p in POLICIES if p.starts <= day), key=lambda p: p.starts)
-    charged = policy.categories - {AUTH_INTL, MARKETING_LITE} - policy.free_categories
+    # general_purpose_ai: Meta publishes no rate; priced only where configured (rule book 10)
+    charged = policy.categories - {AUTH_INTL, MARKETING_LITE, GENERAL_PURPOSE_AI}
+    charged -= policy.free_categories
     markets = {shipped.market(c, day) for c in _countries()} | {"Other"}
     missing = [
         (market, category)

@@ -202,7 +202,9 @@ def test_no_message_is_charged_twice(
 def test_allowance_frees_exactly_the_first_units_in_charge_time_order(
     backend: Backend, config_dir: Path, events: list[Event]
 ) -> None:
-    """The first `limit` units of a bucket (by charge time, then wamid) are free_tier."""
+    """The first `limit` units of a bucket (by charge time, then wamid) are free_tier, except
+    where Meta's pricing.type said otherwise (pmp-2026-10, rule book 9.3): Meta's answer is
+    kept and the record marked service_allowance_mismatch."""
     records = applied(backend, config_dir, [events])["records"].values()
     buckets: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for rec in records:
@@ -212,7 +214,9 @@ def test_allowance_frees_exactly_the_first_units_in_charge_time_order(
     for units in buckets.values():
         units.sort(key=lambda r: (r["charge_time"], r["wamid"]))
         free = [r["free_reason"] == "free_tier" for r in units]
-        assert free == [True] * min(2, len(units)) + [False] * max(0, len(units) - 2)
+        marked = ["service_allowance_mismatch" in (r["discrepancy"] or "") for r in units]
+        by_place = [True] * min(2, len(units)) + [False] * max(0, len(units) - 2)
+        assert free == [place != meta for place, meta in zip(by_place, marked, strict=True)]
 
 
 def _in_allowance(rec: dict[str, Any]) -> bool:

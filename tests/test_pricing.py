@@ -23,13 +23,15 @@ DRIVER = """
 local out = {}
 for i, case in ipairs(cjson.decode(ARGV[1])) do
   local rec = {list_rate = case.list_rate, list_billed_rate = case.list_billed_rate,
-               rule_free_reason = case.rule_free_reason}
+               rule_free_reason = case.rule_free_reason, meta_in_tier = case.meta_in_tier,
+               rule_discrepancy = case.rule_discrepancy}
   price_at(rec, case.places, case.position)
   out[i] = {rec.billable, rec.free_reason, rec.rate, rec.billed_rate, rec.tier, rec.cost,
-            rec.billed_cost}
+            rec.billed_cost, rec.discrepancy or cjson.null}
 end
 return cjson.encode(out)
 """
+MISMATCH = "service_allowance_mismatch"  # rule book 9.3: Meta's free-tier answer differs
 FIELDS = ("billable", "free_reason", "rate", "billed_rate", "tier", "cost", "billed_cost")
 
 
@@ -51,8 +53,10 @@ def test_python_prices_every_case_of_the_table(case: dict[str, Any]) -> None:
         _decimal(case["list_rate"]),
         _decimal(case["list_billed_rate"]),
         case["rule_free_reason"],
+        case.get("meta_in_tier"),
     )
     assert priced.fields() == case["expect"]
+    assert priced.mismatch == (MISMATCH in (case.get("expect_discrepancy") or ""))
 
 
 def test_lua_prices_every_case_of_the_table(redis_url: str) -> None:
@@ -64,8 +68,10 @@ def test_lua_prices_every_case_of_the_table(redis_url: str) -> None:
         client.close()
     got = json.loads(raw)
     for case, row in zip(CASES, got, strict=True):
-        as_dict = dict(zip(FIELDS, row, strict=True))
+        as_dict = dict(zip((*FIELDS, "discrepancy"), row, strict=True))
+        discrepancy = as_dict.pop("discrepancy")
         assert as_dict == case["expect"], case["name"]
+        assert discrepancy == case.get("expect_discrepancy"), case["name"]
 
 
 def test_a_place_round_trips_through_its_json_form() -> None:

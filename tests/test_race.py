@@ -61,6 +61,9 @@ def traffic(seed: int = 7) -> list[bytes]:
             user = rng.choice(USERS)
             t = T0 + rng.randrange(0, 2 * 86_400)
             category = rng.choice(["service", "utility", "marketing", "service"])
+            # Meta's answer from 2026-10 (rule book 9.3): every service message here is inside
+            # the number's free tier
+            ptype = "free_customer_service" if category == "service" else "regular"
             if rng.random() < 0.2:
                 messages.append(p.inbound(f"wamid.in{n}", t - 60, user))
             for state, dt in rng.sample([("sent", -2), ("delivered", 0), ("read", 30)], 3):
@@ -71,7 +74,7 @@ def traffic(seed: int = 7) -> list[bytes]:
                         t + dt,
                         user=user,
                         category=category,
-                        pricing_type="regular",
+                        pricing_type=ptype,
                     )
                 )
         bodies.append(p.raw(p.body(p.change(messages=messages, statuses=statuses))))

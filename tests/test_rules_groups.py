@@ -434,7 +434,8 @@ def allowance_used_to_998(world: tuple[Context, Any]) -> None:
 G10 = ts("2026-11-05T11:00:00")
 
 
-def g10(world: tuple[Context, Any]) -> None:
+def g10(world: tuple[Context, Any], meta: bool = True) -> None:
+    """G-10's deliveries; ``meta``: with Meta's pricing.type (A, B free; C, D, E regular)."""
     allowance_used_to_998(world)
     free = "free_group_customer_service"
     statuses = [
@@ -444,7 +445,7 @@ def g10(world: tuple[Context, Any]) -> None:
             G10 + 1 + i,
             u,
             category="group_service",
-            ptype=free if u in (A, B) else "regular",
+            ptype=(free if u in (A, B) else "regular") if meta else None,
         )
         for i, u in enumerate(EVERYONE)
     ]
@@ -495,11 +496,7 @@ def test_G_11_sent_pricing_vs_delivered_pricing(world: tuple[Context, Any]) -> N
     )
 
 
-def test_G_12_late_reorder(world: tuple[Context, Any]) -> None:
-    """A late 1:1 service delivery at 10:59 takes place 999: A stays free at 1,000, B moves to
-    1,001 and is charged as a correction (same record, version 2); C, D, E are unchanged."""
-    g10(world)
-    before = of(records(world, NOVEMBER), "wamid.G10")
+def _late_one_to_one(world: tuple[Context, Any]) -> None:
     late = p.status(
         "wamid.late",
         "delivered",
@@ -510,6 +507,15 @@ def test_G_12_late_reorder(world: tuple[Context, Any]) -> None:
         pricing_type="free_customer_service",
     )
     send(world, p.change(statuses=[late]))
+
+
+def test_G_12_late_reorder(world: tuple[Context, Any]) -> None:
+    """A late 1:1 service delivery at 10:59 takes place 999: A stays free at 1,000, B moves to
+    1,001 and is charged as a correction (same record, version 2); C, D, E are unchanged.
+    (The deliveries carry no pricing.type here: the places alone decide, as in S-7.)"""
+    g10(world, meta=False)
+    before = of(records(world, NOVEMBER), "wamid.G10")
+    _late_one_to_one(world)
     found = records(world, NOVEMBER)
     assert of(found, "wamid.late")["5511933330000"]["free_reason"] == "free_tier"
     after = of(found, "wamid.G10")
@@ -517,6 +523,19 @@ def test_G_12_late_reorder(world: tuple[Context, Any]) -> None:
     assert (after[B]["billable"], after[B]["cost"], after[B]["version"]) == (True, "0.0068", 2)
     assert after[B]["record_id"] == before[B]["record_id"]
     assert {u: after[u] for u in (C, D, E)} == {u: before[u] for u in (C, D, E)}
+
+
+def test_G_12_late_reorder_where_meta_said_free_keeps_metas_answer(
+    world: tuple[Context, Any],
+) -> None:
+    """As G-12, but B's delivery carried Meta's ``free_group_customer_service``: Meta's answer
+    wins over the new place (rule book 9.3, S-8): B stays free, re-emitted marked
+    ``service_allowance_mismatch``."""
+    g10(world)
+    _late_one_to_one(world)
+    b = of(records(world, NOVEMBER), "wamid.G10")[B]
+    assert (b["billable"], b["cost"], b["source"]) == (False, "0", "meta")
+    assert (b["discrepancy"], b["version"]) == ("service_allowance_mismatch", 2)
 
 
 def test_G_2_deliveries_in_the_same_second_are_distinct_units(world: tuple[Context, Any]) -> None:

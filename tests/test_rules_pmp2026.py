@@ -54,12 +54,10 @@ def test_what_is_charged_and_what_is_free(
 
 def test_utility_inside_the_csw_is_charged_although_meta_once_called_it_free() -> None:
     """Utility templates are charged also inside the CSW: the model says charged, so Meta's
-    free_customer_service (the pmp-2025-07 answer) is kept but marked."""
+    free_customer_service (the pmp-2025-07 answer) is kept but marked utility_in_csw_free
+    (rule book 9.3)."""
     unit = only([inbound(T0), delivered("w1", T0 + H, UTILITY, ptype=FREE_CUSTOMER_SERVICE)])
-    assert (unit.free_reason, unit.discrepancy) == (
-        FREE_CUSTOMER_SERVICE,
-        "meta_free_model_charged",
-    )
+    assert (unit.free_reason, unit.discrepancy) == (FREE_CUSTOMER_SERVICE, "utility_in_csw_free")
 
 
 @pytest.mark.parametrize("ptype", [None, FREE_CUSTOMER_SERVICE, "regular"])

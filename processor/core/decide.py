@@ -23,8 +23,10 @@ from processor.core.policies import PolicyBook
 DAY = 86_400
 TOO_LATE = "older than the pair's history horizon (PAIR_HORIZON_DAYS)"
 UNIT_FIELDS = tuple(f.name for f in fields(Unit))
-# Left out of the digest while None, so that units booked before these fields existed keep it.
-OPTIONAL_FIELDS = frozenset({"participant", "group_id"})
+# Fields added after units were first booked: left out of the digest while at their default,
+# so that a unit booked before them keeps its digest (no new version for nothing).
+LATER = ("participant", "group_id", "meta_in_tier", "pricing_subtype", "unrated")
+LATER_FIELDS = {f.name: f.default for f in fields(Unit) if f.name in LATER}
 
 
 @dataclass
@@ -99,11 +101,8 @@ def merge(history: PairHistory, event: Event) -> bool | None:
 
 def signature(unit: Unit) -> str:
     """A short digest of everything that makes up a unit (a change means a new version)."""
+    values = [(name, getattr(unit, name)) for name in UNIT_FIELDS]
     text = "\x1f".join(
-        [
-            str(getattr(unit, name))
-            for name in UNIT_FIELDS
-            if name not in OPTIONAL_FIELDS or getattr(unit, name) is not None
-        ]
+        [str(v) for name, v in values if name not in LATER_FIELDS or v != LATER_FIELDS[name]]
     )
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

@@ -27,6 +27,7 @@ class Pricing:
     model: str | None = None  # "CBP" | "PMP" | "NBP"
     category: str | None = None  # normalised: "authentication-international" -> "..._international"
     type: str | None = None  # PMP: regular | free_customer_service | free_entry_point
+    subtype: str | None = None  # verbatim when Meta sends it (e.g. "paid_exempt"); never read
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,8 @@ from processor.core.model import (
 from processor.core.policies import (
     FREE_CUSTOMER_SERVICE,
     FREE_ENTRY_POINT,
+    FREE_GROUP_CUSTOMER_SERVICE,
+    FREE_TIER_TYPES,
     GROUP_MARKETING,
     GROUP_MARKETING_LITE,
     GROUP_RATED_AS,
@@ -49,7 +51,6 @@ from processor.core.policies import (
 
 GROUP_PREFIX = "group:"
 GROUP_ID = re.compile(r"[A-Za-z0-9_.+/=-]{1,256}")  # opaque, e.g. "Y2FwaV9ncm91cDox"
-FREE_GROUP_CUSTOMER_SERVICE = "free_group_customer_service"
 # Discrepancy codes of group deliveries (Meta's answer kept).
 GROUP_MARKETING_FREE = "group_marketing_free_in_csw"
 UTILITY_IN_CSW_FREE = "utility_in_csw_free"
@@ -156,6 +157,9 @@ class GroupWalk(Walk):
             discrepancy=discrepancy,
             participant=participant,
             group_id=group_of(self.pair),
+            # Meta's answer on a delivery in the number's allowance: it wins over the place
+            # (rule book 9.3, applied where the place is known: pricing.lua)
+            meta_in_tier=None if bucket is None or ptype is None else ptype in FREE_TIER_TYPES,
         )
 
     def _meta(self, wamid: str, facts: MessageFacts) -> tuple[str | None, str | None]:

@@ -17,7 +17,8 @@ from processor.core.events import DELIVERED, FAILED, PLAYED, READ, SENT, Event, 
 PRECEDENCE = (DELIVERED, READ, PLAYED, SENT, FAILED)
 # A message charged before the history's floor keeps only {SETTLED: [charge_time]}.
 SETTLED = "x"
-# A status fact is [t, conv_id, conv_expires, origin, pricing_model, category, type, billable].
+# A status fact is [t, conv_id, conv_expires, origin, pricing_model, category, type, billable],
+# plus [subtype] when Meta sent ``pricing.subtype`` (facts stored without it stay valid).
 # Spellings Meta uses for one category (billing-rules.md 3.4; meta-webhooks.md 8.5 and 8.6).
 ALIASES = {"customer_initiated": "user_initiated"}
 
@@ -34,6 +35,7 @@ class MessageFacts:
     pricing_model: str | None
     pricing_type: str | None
     failed: bool
+    subtype: str | None = None  # ``pricing.subtype`` verbatim (rule book 9.2.6: never read)
 
 
 @dataclass
@@ -99,7 +101,7 @@ class PairHistory:
             statuses[s] for s in PRECEDENCE[: PRECEDENCE.index(event.status)] if s in statuses
         ]
         return all(
-            value is None or any(f[i] is not None for f in higher)
+            value is None or any(len(f) > i and f[i] is not None for f in higher)
             for i, value in enumerate(fact[1:], 1)
         )
 
@@ -135,6 +137,7 @@ class PairHistory:
             pricing_model=first(4),
             pricing_type=first(6),
             failed=FAILED in statuses,
+            subtype=next((f[8] for f in ordered if len(f) > 8), None),
         )
 
     def newest(self) -> int:
@@ -194,7 +197,7 @@ def category_name(raw: str | None) -> str | None:
 def _fact(event: Status) -> list[Any]:
     """A status as stored: [t, conv_id, conv_expires, origin, model, category, type, billable]."""
     conv, pricing = event.conversation, event.pricing
-    return [
+    fact = [
         event.timestamp,
         conv.id if conv else None,
         conv.expires_at if conv else None,
@@ -204,12 +207,21 @@ def _fact(event: Status) -> list[Any]:
         pricing.type if pricing else None,
         pricing.billable if pricing else None,
     ]
+    if pricing is not None and pricing.subtype is not None:
+        fact.append(pricing.subtype)
+    return fact
+
+
+def _at(fact: list[Any], index: int) -> Any:
+    """A fact's field, None where an older (shorter) fact has no such field."""
+    return fact[index] if index < len(fact) else None
 
 
 def _merge_fact(old: list[Any], new: list[Any]) -> list[Any]:
     """Commutative merge of two facts of the same status: earliest time, any known field."""
     merged = [min(old[0], new[0])]
-    for a, b in zip(old[1:], new[1:], strict=True):
+    width = max(len(old), len(new))
+    for a, b in ((_at(old, i), _at(new, i)) for i in range(1, width)):
         if a is None or b is None:
             merged.append(a if b is None else b)
         else:

@@ -35,10 +35,12 @@ from processor.core.policies import (
     FREE_CUSTOMER_SERVICE,
     FREE_ENTRY_POINT,
     FREE_SERVICE,
+    FREE_TIER_TYPES,
     HOUR,
     INITIATOR,
     MARKETING_LITE,
     MESSAGE,
+    PRICING_TYPES,
     REFERRAL,
     SERVICE,
     TEMPLATE_CATEGORIES,
@@ -61,6 +63,11 @@ UNEXPECTED_FEP = "meta_free_entry_point_model_had_none"
 MISSING_FEP = "model_free_entry_point_meta_had_none"
 UNEXPECTED_FREE = "meta_free_model_charged"
 UNEXPECTED_CHARGE = "meta_charged_model_free"
+# From 2026-10-01 (rule book 9.3): Meta's free_customer_service on a utility template; Meta's
+# free tier answer differing from the allowance place (marked where the place is known: the
+# apply script, processor/core/pricing.py).
+UTILITY_IN_CSW_FREE = "utility_in_csw_free"
+SERVICE_ALLOWANCE_MISMATCH = "service_allowance_mismatch"
 
 
 def record_id(*parts: str) -> str:
@@ -87,6 +94,10 @@ class Unit:
     discrepancy: str | None
     participant: str | None = None  # a group delivery: the participant (the record's user)
     group_id: str | None = None  # a group delivery: the group
+    # Added with pmp-2026-10 (defaults keep the digests of units booked before them).
+    meta_in_tier: bool | None = None  # Meta's answer: inside the allowance's free tier?
+    pricing_subtype: str | None = None  # pricing.subtype verbatim, never read (9.2.6)
+    unrated: bool = False  # an unknown pricing.type or category: kept, never priced (9.3)
 
     def signature(self) -> str:
         text = "\x1f".join(str(v) for v in asdict(self).values())
@@ -273,8 +284,11 @@ class Walk:
                 facts, self.state.meta[facts.conv_id].record_id, discrepancy or UNEXPECTED_JOIN
             )
             return
-        if category not in policy.categories:
-            self.pending.append(Pending(facts.wamid, t, f"category {category!r} not priced"))
+        if category not in policy.categories or _unknown_type(facts):
+            # Rule book 9.3: Meta adds values without notice; the unit is kept, unrated and
+            # listed, and never uses an allowance (nor a rate an older era had for it).
+            unit = self._emit(policy, facts, t, category, None, None, None, META, discrepancy)
+            self.units[unit.record_id] = replace(unit, unrated=True)
             return
         free, source, discrepancy = self._message_free(policy, t, facts, category, discrepancy)
         bucket = None
@@ -283,7 +297,11 @@ class Walk:
             bucket = allowance.scope
         elif free is None and category in policy.tiered_categories:
             bucket = VOLUME_TIER
-        self._emit(policy, facts, t, category, None, free, bucket, source, discrepancy)
+        unit = self._emit(policy, facts, t, category, None, free, bucket, source, discrepancy)
+        if allowance is not None and bucket == allowance.scope:
+            said = facts.pricing_type
+            in_tier = None if said is None else said in FREE_TIER_TYPES
+            self.units[unit.record_id] = replace(unit, meta_in_tier=in_tier)
 
     def _message_free(
         self, policy: Policy, t: int, facts: MessageFacts, category: str, discrepancy: str | None
@@ -298,7 +316,10 @@ class Walk:
             return model_free, META, discrepancy
         meta_free = FREE_CUSTOMER_SERVICE if meta_type == FREE_CUSTOMER_SERVICE else None
         if (meta_free is None) != (model_free is None):
-            discrepancy = discrepancy or (UNEXPECTED_FREE if meta_free else UNEXPECTED_CHARGE)
+            code = UNEXPECTED_FREE if meta_free else UNEXPECTED_CHARGE
+            if meta_free and category == UTILITY and not policy.utility_free_in_csw:
+                code = UTILITY_IN_CSW_FREE  # pmp-2026-10: utility is charged in the CSW too
+            discrepancy = discrepancy or code
         return meta_free, META, discrepancy
 
     def _model_free(self, policy: Policy, t: int, category: str) -> str | None:
@@ -329,11 +350,11 @@ class Walk:
         bucket: str | None,
         source: str,
         discrepancy: str | None,
-    ) -> None:
+    ) -> Unit:
         rid = window.record_id if window else self._rid(policy, "msg", facts)
         expires = window.end if window else None
         self.members[facts.wamid] = rid
-        self.units[rid] = Unit(
+        unit = self.units[rid] = Unit(
             record_id=rid,
             kind=policy.unit,
             policy=policy.id,
@@ -347,7 +368,9 @@ class Walk:
             bucket=bucket,
             source=source,
             discrepancy=discrepancy,
+            pricing_subtype=facts.subtype,
         )
+        return unit
 
     def _join(self, facts: MessageFacts, rid: str, discrepancy: str | None) -> None:
         """``facts`` belongs to the unit ``rid``; a discrepancy it shows is noted on that unit."""
@@ -381,6 +404,11 @@ def _meta_says_fep(policy: Policy, facts: MessageFacts) -> bool | None:
     # Under CBP Meta answers with its conversation: a category without one is only the
     # message's own (template) category, which says nothing about an entry point.
     return False if facts.conv_id is not None else None
+
+
+def _unknown_type(facts: MessageFacts) -> bool:
+    """Whether Meta's ``pricing.type`` is a value the rule book does not know (9.3)."""
+    return facts.pricing_type is not None and facts.pricing_type not in PRICING_TYPES
 
 
 def _needs_category(policy: Policy, facts: MessageFacts) -> bool:

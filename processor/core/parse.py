@@ -245,11 +245,15 @@ def _pricing(raw: Any) -> Pricing | None:
     model, category, ptype = raw.get("pricing_model"), raw.get("category"), raw.get("type")
     if model is not None and model not in ("CBP", "PMP", "NBP"):
         raise BadPayload(f"unknown pricing_model {_short(model)}")
+    subtype = raw.get("subtype")
+    if subtype is not None and not _printable(subtype, 64):
+        raise BadPayload("pricing.subtype is not a printable string")
     return Pricing(
         billable=billable,
         model=model,
         category=None if category is None else category_name(category),
         type=None if ptype is None else _name(ptype, "pricing.type"),
+        subtype=subtype,
     )
 
 

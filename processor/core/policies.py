@@ -24,9 +24,18 @@ MARKETING, MARKETING_LITE, UTILITY, SERVICE = "marketing", "marketing_lite", "ut
 AUTHENTICATION, AUTH_INTL = "authentication", "authentication_international"
 BUSINESS_INITIATED, USER_INITIATED = "business_initiated", "user_initiated"
 REFERRAL = "referral_conversion"
+# AI Providers policy (rule book 10): charged per delivered message, priced only from a
+# configured rate (rates.csv rows of this category); unrated without one.
+GENERAL_PURPOSE_AI = "general_purpose_ai"
 TEMPLATE_CATEGORIES = frozenset({MARKETING, MARKETING_LITE, UTILITY, AUTHENTICATION, AUTH_INTL})
 TIERED_CATEGORIES = frozenset({UTILITY, AUTHENTICATION, AUTH_INTL})
-ALL_CATEGORIES = TEMPLATE_CATEGORIES | {SERVICE, BUSINESS_INITIATED, USER_INITIATED, REFERRAL}
+ALL_CATEGORIES = TEMPLATE_CATEGORIES | {
+    SERVICE,
+    BUSINESS_INITIATED,
+    USER_INITIATED,
+    REFERRAL,
+    GENERAL_PURPOSE_AI,
+}
 # Group deliveries (rule book 7.2): priced at the 1:1 category's list rate, never tiered.
 GROUP_MARKETING, GROUP_MARKETING_LITE = "group_marketing", "group_marketing_lite"
 GROUP_UTILITY, GROUP_SERVICE = "group_utility", "group_service"
@@ -42,6 +51,15 @@ FREE_TIER = "free_tier"
 FREE_ENTRY_POINT = "free_entry_point"
 FREE_CUSTOMER_SERVICE = "free_customer_service"
 FREE_SERVICE = "free_service"
+
+# ``pricing.type`` values Meta documents (rule book 9.3); any other takes the default branch
+# (the unit is kept unrated and listed, never using an allowance).
+REGULAR = "regular"
+FREE_GROUP_CUSTOMER_SERVICE = "free_group_customer_service"
+PRICING_TYPES = frozenset({REGULAR, FREE_CUSTOMER_SERVICE, FREE_ENTRY_POINT,
+                           FREE_GROUP_CUSTOMER_SERVICE})  # fmt: skip
+# Meta's types that mean "inside the business number's free service tier" (from 2026-10-01).
+FREE_TIER_TYPES = frozenset({FREE_CUSTOMER_SERVICE, FREE_GROUP_CUSTOMER_SERVICE})
 
 
 @dataclass(frozen=True)
@@ -111,7 +129,7 @@ POLICIES: tuple[Policy, ...] = (
         utility_free_in_csw=True,
         free_categories=frozenset({SERVICE}),
         tiered_categories=TIERED_CATEGORIES,
-        categories=TEMPLATE_CATEGORIES | {SERVICE},
+        categories=TEMPLATE_CATEGORIES | {SERVICE, GENERAL_PURPOSE_AI},
     ),
     Policy(
         id="pmp-2026-10",
@@ -120,7 +138,7 @@ POLICIES: tuple[Policy, ...] = (
         pricing_model="PMP",
         allowance=Allowance(PHONE_ALLOWANCE, 1_000, frozenset({SERVICE})),
         tiered_categories=TIERED_CATEGORIES,
-        categories=TEMPLATE_CATEGORIES | {SERVICE},
+        categories=TEMPLATE_CATEGORIES | {SERVICE, GENERAL_PURPOSE_AI},
     ),
 )
 

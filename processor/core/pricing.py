@@ -4,7 +4,10 @@ A bucket (a free allowance, or a portfolio x market x category x month of volume
 its units; the k-th unit (1-based ``position``) takes the *place* of its own table that holds k:
 the first place whose ``to`` is at least k (``to`` None: unbounded). A place may make the unit
 free (``free``: an allowance), or carry a volume tier's ``rate``/``billed`` rate and ``label``;
-otherwise the unit keeps its list rate. Each unit carries its own table (the tiers of its own
+otherwise the unit keeps its list rate. Where Meta said whether an allowance unit is inside
+the free tier (``meta_in_tier``, rule book 9.3), Meta's answer picks the place (the first
+place: inside; the last: beyond) and a differing place is a ``service_allowance_mismatch``.
+Each unit carries its own table (the tiers of its own
 WABA's currency in force on its own charge date), so units of one bucket may hold different
 tables: only their positions are shared.
 
@@ -64,6 +67,7 @@ class Priced:
     tier: str | None
     cost: Decimal | None
     billed_cost: Decimal | None
+    mismatch: bool = False  # Meta's free-tier answer differed from the place (not a field)
 
     def fields(self) -> dict[str, Any]:
         """The record fields, money as decimal strings."""
@@ -87,12 +91,18 @@ def price_at(
     list_rate: Decimal | None,
     list_billed_rate: Decimal | None,
     rule_free_reason: str | None,
+    meta_in_tier: bool | None = None,
 ) -> Priced:
     """The money of a unit at ``position`` of its bucket, priced from its own ``places``.
 
     A unit the rules made free stays free; a free place (allowance) makes it free; a tier
-    place sets its rate; a free unit costs 0, a billable one its rate (None when unrated)."""
+    place sets its rate; a free unit costs 0, a billable one its rate (None when unrated).
+    Meta's answer ``meta_in_tier`` (an allowance unit) wins over the position."""
     place = place_at(places, position)
+    mismatch = False
+    if meta_in_tier is not None:
+        said = places[0] if meta_in_tier else places[-1]
+        mismatch, place = said is not place, said
     free = place.free or rule_free_reason
     rate = place.rate if place.rate is not None else list_rate
     billed = place.billed if place.billed is not None else list_billed_rate
@@ -105,6 +115,7 @@ def price_at(
         tier=place.label,
         cost=rate if billable else ZERO,
         billed_cost=billed if billable else ZERO,
+        mismatch=mismatch,
     )
 
 
@@ -113,9 +124,10 @@ def tier_places(tiers: Iterable[Tier]) -> tuple[Place, ...]:
     return tuple(Place(t.to_volume, t.rate, t.billed_rate, None, t.label) for t in tiers)
 
 
-def allowance_places(limit: int, free_reason: str) -> tuple[Place, ...]:
-    """The first ``limit`` units are free; the rest keep their list rate."""
-    return (Place(limit, free=free_reason), Place(None))
+def allowance_places(limit: int, free_reason: str, beyond: str | None = None) -> tuple[Place, ...]:
+    """The first ``limit`` units are free; the rest keep their list rate (or are free for
+    ``beyond``: an exempt organisation's service units, rule book 9.2.6)."""
+    return (Place(limit, free=free_reason), Place(None, free=beyond))
 
 
 def bounds(places: Iterable[Place]) -> list[int]:

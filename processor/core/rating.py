@@ -52,6 +52,12 @@ class WabaSettings:
     timezone: ZoneInfo
     portfolio_id: str
     changes: tuple[tuple[date, str], ...] = ()  # (effective_from, currency) of later rows
+    service_exempt_until: date | None = None  # rule book 9.2.6: exempt organisation, inclusive
+    max_price_enabled: bool = False  # rule book 10: marketing_lite prices are upper bounds
+
+    def service_exempt_on(self, day: date) -> bool:
+        """Whether service units past the allowance are free (``free_service``) on ``day``."""
+        return self.service_exempt_until is not None and day <= self.service_exempt_until
 
     @classmethod
     def default(cls, waba_id: str) -> WabaSettings:
@@ -261,7 +267,8 @@ class RateBook:
         country, source = self.country_of(user_id)
         market = self.market(country, day)
         currency = waba.currency_on(day)
-        rate = self.rate(market, unit.category, currency, day)
+        # A unit with an unknown pricing.type is never priced (rule book 9.3).
+        rate = None if unit.unrated else self.rate(market, unit.category, currency, day)
         return Rating(
             country=country,
             country_source=source,
@@ -269,7 +276,7 @@ class RateBook:
             currency=currency,
             rate=rate,
             billed_rate=self._billed_rate(rate, waba_id),
-            tiers=self.tiers(market, unit.category, currency, day, waba_id),
+            tiers=() if unit.unrated else self.tiers(market, unit.category, currency, day, waba_id),
         )
 
     def _rate_at(self, key: RateKey, day: date) -> Decimal | None:

@@ -13,7 +13,9 @@ from typing import Any
 from processor.core.events import Pair
 from processor.core.model import Pending, Unit
 from processor.core.policies import (
+    FREE_SERVICE,
     FREE_TIER,
+    MARKETING_LITE,
     PHONE_ALLOWANCE,
     VOLUME_TIER,
     WABA_ALLOWANCE,
@@ -21,7 +23,7 @@ from processor.core.policies import (
     local_month,
 )
 from processor.core.pricing import PLAIN, Place, allowance_places, tier_places
-from processor.core.rating import RateBook, Rating
+from processor.core.rating import RateBook, Rating, WabaSettings, local_date
 from processor.store.keys import Keys
 
 # Record fields that say where a unit is booked; kept in Redis, not shown to users.
@@ -35,7 +37,11 @@ INTERNAL_FIELDS = (
     "score",
     "places",
     "day",
+    "meta_in_tier",
+    "rule_discrepancy",
+    "unrated",
 )
+UPPER_BOUND = "upper_bound"  # record ``estimate``: Meta may charge less (max price, rule book 10)
 
 
 def iso(timestamp: int | None) -> str | None:
@@ -48,6 +54,17 @@ def iso(timestamp: int | None) -> str | None:
 def money(value: Decimal | None) -> str | None:
     """A decimal as a plain string (never exponent notation), exactly."""
     return None if value is None else format(value, "f")
+
+
+def estimate(unit: Unit, waba: WabaSettings) -> str | None:
+    """``upper_bound`` for a charged marketing_lite unit of a WABA that uses max price: the
+    list rate is what Meta charges at most (no webhook carries the final price)."""
+    charged = unit.free_reason is None and not unit.unrated
+    return (
+        UPPER_BOUND
+        if charged and unit.category == MARKETING_LITE and waba.max_price_enabled
+        else None
+    )
 
 
 def _dump(doc: dict[str, Any]) -> str:
@@ -72,6 +89,10 @@ class OpBuilder:
         month = local_month(unit.charge_time, waba.timezone)
         bucket, places = self._bucket(pair, unit, rating, waba.portfolio_id, month)
         rec = self.record(pair, unit, rating, month)
+        if unit.unrated:
+            rec["unrated"] = True  # an unknown pricing.type: never priced, also by a rerate
+        if unit.meta_in_tier is not None and bucket:  # Meta's free-tier answer (pricing.lua)
+            rec["meta_in_tier"], rec["rule_discrepancy"] = unit.meta_in_tier, unit.discrepancy
         rec["bucket"] = bucket
         rec["places"] = [p.doc() for p in places]
         # ordered by (charge time, wamid[, participant]) in its bucket
@@ -116,6 +137,8 @@ class OpBuilder:
             "bucket_kind": unit.bucket,
             "list_rate": money(rating.rate),
             "list_billed_rate": money(rating.billed_rate),
+            "estimate": estimate(unit, self.ratebook.waba(pair.waba_id)),
+            "pricing_subtype": unit.pricing_subtype,
         }
 
     def _bucket(
@@ -127,13 +150,22 @@ class OpBuilder:
             assert allowance is not None
             scope = pair.waba_id if unit.bucket == WABA_ALLOWANCE else pair.phone_number_id
             key = self.keys.bucket(unit.bucket, scope, month, waba_id=pair.waba_id)
-            return key, allowance_places(allowance.limit, FREE_TIER)
+            beyond = FREE_SERVICE if self._exempt(pair, unit) else None
+            return key, allowance_places(allowance.limit, FREE_TIER, beyond)
         if unit.bucket == VOLUME_TIER and rating.tiers:
             key = self.keys.bucket(
                 VOLUME_TIER, portfolio, rating.market, unit.category, month, waba_id=pair.waba_id
             )
             return key, tier_places(rating.tiers)
         return "", PLAIN
+
+    def _exempt(self, pair: Pair, unit: Unit) -> bool:
+        """Rule book 9.2.6: service units past the business number's allowance are free
+        (``free_service``) while the WABA's ``service_exempt_until`` holds."""
+        if unit.bucket != PHONE_ALLOWANCE:
+            return False
+        waba = self.ratebook.waba(pair.waba_id)
+        return waba.service_exempt_on(local_date(unit.charge_time, waba.timezone))
 
     def pending_ops(
         self,

@@ -10,10 +10,17 @@ import redis
 from processor.core.events import Pair
 from processor.core.groups import group_pair, known_participants
 from processor.core.history import PairHistory
-from processor.core.policies import FREE_TIER, VOLUME_TIER, PolicyBook, local_month
+from processor.core.policies import (
+    FREE_SERVICE,
+    FREE_TIER,
+    PHONE_ALLOWANCE,
+    VOLUME_TIER,
+    PolicyBook,
+    local_month,
+)
 from processor.core.pricing import PLAIN, ZERO, allowance_places, price_at, tier_places
 from processor.core.quote import Quote, quote
-from processor.core.rating import RateBook
+from processor.core.rating import RateBook, local_date
 from processor.store import codec
 from processor.store.keys import Keys
 from processor.store.ops import iso, money
@@ -63,7 +70,11 @@ class Quoter:
             used = self._before(self.keys.bucket(kind, scope, month, waba_id=waba_id), at) + ahead
             out["allowance"] = {"limit": q.allowance_limit, "used": used,
                                 "left": max(0, q.allowance_limit - used)}  # fmt: skip
-            places, position = allowance_places(q.allowance_limit, FREE_TIER), used + 1
+            exempt = kind == PHONE_ALLOWANCE and waba.service_exempt_on(
+                local_date(at, waba.timezone)
+            )
+            beyond = FREE_SERVICE if exempt else None  # rule book 9.2.6
+            places, position = allowance_places(q.allowance_limit, FREE_TIER, beyond), used + 1
         elif unit.bucket == VOLUME_TIER and rating.tiers and unit.free_reason is None:
             key = self.keys.bucket(VOLUME_TIER, waba.portfolio_id, rating.market, unit.category,
                                    month, waba_id=waba_id)  # fmt: skip

@@ -20,6 +20,7 @@ import redis
 
 from processor.core.model import Unit
 from processor.core.policies import (
+    FREE_SERVICE,
     FREE_TIER,
     PHONE_ALLOWANCE,
     VOLUME_TIER,
@@ -31,7 +32,7 @@ from processor.core.pricing import bounds as places_bounds
 from processor.core.rating import RateBook, local_date
 from processor.store.cluster import Router
 from processor.store.keys import Keys
-from processor.store.ops import money
+from processor.store.ops import estimate, money
 from processor.store.queries import USAGE_LINE_FIELDS, Queries, public
 
 ATTEMPTS = 10
@@ -59,7 +60,7 @@ def _as_unit(rec: dict[str, Any]) -> Unit:
         pricing_model=rec["pricing_model"], category=rec["category"], charge_time=charge,
         expires_at=None, wamid=rec["wamid"], meta_conversation_id=None,
         free_reason=rec.get("rule_free_reason"), bucket=rec.get("bucket_kind"),
-        source=rec["source"], discrepancy=None,
+        source=rec["source"], discrepancy=None, unrated=bool(rec.get("unrated")),
     )  # fmt: skip
 
 
@@ -85,6 +86,9 @@ def reprice(
             currency=rating.currency, list_rate=money(rating.rate),
             list_billed_rate=money(rating.billed_rate),
         )  # fmt: skip
+        upper = estimate(unit, ratebook.waba(rec["waba_id"]))
+        if upper or "estimate" in rec:  # records booked before the field stay as they are
+            rec["estimate"] = upper
         if unit.bucket == VOLUME_TIER and rating.tiers and unit.free_reason is None:
             portfolio = ratebook.waba(rec["waba_id"]).portfolio_id
             key = keys.bucket(VOLUME_TIER, portfolio, rating.market, unit.category,
@@ -95,7 +99,8 @@ def reprice(
         else:
             if keys.shared_bucket(rec.get("bucket", "")):
                 rec["bucket"], rec["places"] = "", [p.doc() for p in PLAIN]
-            # an allowance place stays as booked: only the list rate changes
+            # an allowance place stays as booked: only the list rate changes (and an exemption)
+            _exemption(rec, ratebook)
             _price(rec, (Place(None, free=rec["free_reason"]),), 1)
             _legacy_allowance_places(rec, book or PolicyBook())
         out.append(rec)
@@ -109,6 +114,21 @@ def reprice(
             tables.update(places_bounds(places))
         bounds[bucket] = sorted(tables)
     return out, bounds
+
+
+def _exemption(rec: dict[str, Any], ratebook: RateBook) -> None:
+    """A service unit past its number's allowance follows the WABA's ``service_exempt_until``
+    as configured now (rule book 9.2.6): ``free_service`` while it holds, charged after; its
+    table follows, so that a later shift prices it the same way."""
+    if rec.get("bucket_kind") != PHONE_ALLOWANCE or rec.get("unrated"):
+        return
+    if rec["free_reason"] not in (None, FREE_SERVICE):  # inside the allowance: free_tier
+        return
+    waba = ratebook.waba(rec["waba_id"])
+    exempt = waba.service_exempt_on(local_date(_seconds(rec["charge_time"]), waba.timezone))
+    rec["free_reason"] = FREE_SERVICE if exempt else None
+    if rec.get("places"):
+        rec["places"] = [*rec["places"][:-1], {**rec["places"][-1], "free": rec["free_reason"]}]
 
 
 def _legacy_allowance_places(rec: dict[str, Any], book: PolicyBook) -> None:

@@ -297,6 +297,8 @@ def _record() -> Schema:
         meta_conversation_id=_nullable(_str()),
         wamid=_str(),
         void={"type": "boolean"},
+        estimate=_nullable(_enum(["upper_bound"])),
+        pricing_subtype=_nullable(_str()),
     )
     record["properties"]["group_id"] = {
         "type": "string",

@@ -146,7 +146,7 @@ local function save(rec)
 end
 
 -- A unit that a shift moved to `position` is priced again from its own places; if its money
--- changed it gets a new version. (A record booked before records kept their places has none:
+-- (or its allowance discrepancy, pricing.lua) changed it gets a new version. (A record booked before records kept their places has none:
 -- `wa-billing rerate` its month.)
 local function reprice(member, position)
   local waba, month, rid = string.match(member, '|([^|]+)|([^|]+)|([^|]+)$')
@@ -163,12 +163,15 @@ local function reprice(member, position)
   if not present(rec.places) then
     return
   end
-  local before = line_of(rec)
+  local before, marked = line_of(rec), rec.discrepancy
   price_at(rec, rec.places, position)
-  if line_of(rec) == before then
+  if line_of(rec) == before and rec.discrepancy == marked then
     return
   end
+  local now = rec.discrepancy  -- the breakdown counted it under its old discrepancy flag
+  rec.discrepancy = marked
   tally(rec, before, -1)
+  rec.discrepancy = now
   count(rec, 1)
   rec.version = rec.version + 1
   save(rec)

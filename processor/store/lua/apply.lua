@@ -124,6 +124,9 @@ end
 -- business number (records written before the breakdown existed have no day: not in it).
 local function tally(rec, line, delta)
   redis.call('HINCRBY', usage_key(rec), line, delta)
+  if rec.kind == 'call' then  -- call lines count minutes too, in pulses (queries.py)
+    redis.call('HINCRBY', usage_key(rec), 'm|' .. line, delta * rec.pulses)
+  end
   if present(rec.day) then
     local flag = present(rec.discrepancy) and '1' or '0'
     redis.call('HINCRBY', daily_key(rec),
@@ -164,7 +167,11 @@ local function reprice(member, position)
     return
   end
   local before = line_of(rec)
-  price_at(rec, rec.places, position)
+  if rec.kind == 'call' then  -- position: the bucket's running total of pulses (calls.lua)
+    price_call(rec, position)
+  else
+    price_at(rec, rec.places, position)
+  end
   if line_of(rec) == before then
     return
   end
@@ -173,6 +180,8 @@ local function reprice(member, position)
   rec.version = rec.version + 1
   save(rec)
 end
+
+calls_env.total_key, calls_env.reprice = bounds_key, reprice
 
 -- The positions where some member's place changes: the union of the `to`s of the tables of
 -- every unit ever booked in the bucket (stored beside it; an older version stored one table).
@@ -207,6 +216,9 @@ end
 -- Take a unit out of its bucket; the units behind it move one place forward (the one now at
 -- a bound b, from b + 1, may change place).
 local function unbook(rec)
+  if rec.kind == 'call' then
+    return unbook_call(rec)
+  end
   local bucket = rec.bucket
   if bucket == '' then
     return
@@ -231,6 +243,9 @@ end
 -- Put a unit in its bucket (if it has one) and price it by its place in its own table; the
 -- units behind it move one place back (the one now at b + 1, from a bound b, may change place).
 local function book(rec, same_place)
+  if rec.kind == 'call' then
+    return book_call(rec, same_place, bucket_ttl)
+  end
   local bucket = rec.bucket
   if bucket == '' then
     price_at(rec, rec.places, 1)

@@ -1,0 +1,389 @@
+"""Rule book §8.6, calls through the real pipeline: signed ``calls`` webhooks (the §8.3 shapes)
+-> inbox -> drain -> ledger on a real Redis -> records and usage. Test ids are the book's.
+
+Config owned by these tests, never shipped (§8.6 fixture, one parse of a Meta PDF, unconfirmed):
+Rest of Central & Eastern Europe (+995 Georgia), USD per minute 0.0095 (0 to 50,000), 0.0076
+(50,001 to 250,000), 0.0066 (250,001 to 1M). The message rates are test values too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from processor.context import Context
+from tests import payloads as p
+from tests.call_payloads import GEORGIA, call_status, calls_body, connect, terminate
+from tests.conftest import auth, signed_headers
+from workers.drain import drain, use_context
+
+CEE = "Rest of Central & Eastern Europe"
+W1, W2, PHONE2 = "310000000000011", "310000000000012", "420000000000012"
+OTHER = "995591111111"  # another Georgian user (the bucket's earlier calls)
+MINUTE = 60
+CONFIG = {
+    "markets.csv": "effective_from,country,market\n2020-01-01,GE,Rest of Central & Eastern Europe\n",
+    "rates.csv": "effective_from,market,currency,category,rate\n"
+    + "".join(
+        f"2025-07-01,{CEE},USD,{c},{r}\n"
+        for c, r in [
+            ("marketing", "0.0860"),
+            ("utility", "0.0200"),
+            ("authentication", "0.0200"),
+            ("service", "0.0200"),
+        ]
+    ),
+    "calling_tiers.csv": (
+        "effective_from,market,currency,from_minutes,to_minutes,rate_per_minute,source\n"
+        f"2025-08-01,{CEE},USD,0,50000,0.0095,rule book 8.6 fixture\n"
+        f"2025-08-01,{CEE},USD,50000,250000,0.0076,rule book 8.6 fixture\n"
+        f"2025-08-01,{CEE},USD,250000,1000000,0.0066,rule book 8.6 fixture\n"
+    ),
+    "wabas.csv": (
+        "waba_id,currency,timezone,portfolio_id\n"
+        f"{W1},USD,UTC,portfolio-1\n{W2},USD,UTC,portfolio-1\n"
+    ),
+}
+
+
+def at(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("UTC")).timestamp())
+
+
+@pytest.fixture
+def environ(environ: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "calls-config"
+    config.mkdir()
+    for name, text in CONFIG.items():
+        (config / name).write_text(text)
+    return {**environ, "BILLING_CONFIG_DIR": str(config)}
+
+
+def post(client: Any, doc: dict[str, Any]) -> None:
+    body = p.raw(doc)
+    reply = client.post("/webhook", data=body, headers=signed_headers(body))
+    assert reply.status_code == 200 and reply.data == b"ok", reply.data
+
+
+def deliver(client: Any, ctx: Context, *docs: dict[str, Any]) -> dict[str, int]:
+    for doc in docs:
+        post(client, doc)
+    use_context(ctx)
+    totals = drain()
+    assert totals["quarantined"] == 0, ctx.quarantine
+    return totals
+
+
+def records(client: Any, month: str = "2026-11", waba: str = p.WABA) -> list[dict[str, Any]]:
+    reply = client.get(f"/v1/records?waba_id={waba}&month={month}&limit=1000", headers=auth())
+    assert reply.status_code == 200, reply.json
+    return sorted(reply.json["records"], key=lambda r: (r["charge_time"], r["record_id"]))
+
+
+def call(client: Any, call_id: str, month: str = "2026-11", waba: str = p.WABA) -> dict[str, Any]:
+    [found] = [r for r in records(client, month, waba) if r.get("call_id") == call_id]
+    return found
+
+
+def usage(client: Any, month: str = "2026-11", waba: str = p.WABA) -> dict[str, Any]:
+    reply = client.get(f"/v1/usage?waba_id={waba}&month={month}", headers=auth())
+    assert reply.status_code == 200, reply.json
+    return reply.json
+
+
+def fill(minutes: Iterable[float], ends: int, waba: str = p.WABA, phone: str = p.PHONE) -> dict[str, Any]:
+    """Earlier BICs (one a day, ending before ``ends``) putting ``minutes`` in the bucket."""
+    items = []
+    for i, m in enumerate(minutes):
+        seconds = int(D(str(m)) * MINUTE)
+        end = ends - (i + 1) * 86_400
+        items.append(terminate(f"wacid.fill-{waba}-{i}", end, seconds, user=OTHER))
+    return calls_body(items, waba=waba, phone=phone)
+
+
+def money(rec: dict[str, Any]) -> tuple[Any, ...]:
+    return (rec["pulses"], rec["billed_minutes"], rec["tier"], rec["rate"], D(rec["cost"]))
+
+
+NOV = at("2026-11-20T10:00")
+
+
+# -- pulses and money (C-1 to C-3) -----------------------------------------------------------
+
+
+def test_C_1_pulse_rounding_56_seconds_is_10_pulses(client: Any, ctx: Context) -> None:
+    """A 56 s BIC is 9.33 pulses, counted as 10: 1.0 minute at 0.0095."""
+    deliver(client, ctx, calls_body([terminate("wacid.c1", NOV, 56)]))
+    rec = call(client, "wacid.c1")
+    assert money(rec) == (10, "1.0", "0:50000", "0.0095", D("0.0095"))
+    assert (rec["kind"], rec["category"], rec["direction"]) == ("call", "calling", "business_initiated")
+    assert (rec["billable"], rec["free_reason"], rec["source"]) == (True, None, "derived")
+    assert (rec["market"], rec["country"], rec["currency"]) == (CEE, "GE", "USD")
+
+
+def test_C_2_61_seconds_is_11_pulses(client: Any, ctx: Context) -> None:
+    """61 s: 11 pulses, 1.1 minutes, 0.01045 (exact, no rounding per pulse)."""
+    deliver(client, ctx, calls_body([terminate("wacid.c2", NOV, 61)]))
+    assert money(call(client, "wacid.c2")) == (11, "1.1", "0:50000", "0.0095", D("0.01045"))
+
+
+def test_C_3_durations_1_6_7(client: Any, ctx: Context) -> None:
+    """1 s, 6 s, 7 s: 1, 1 and 2 pulses -> 0.00095, 0.00095, 0.0019."""
+    items = [terminate(f"wacid.c3-{d}", NOV + d, d) for d in (1, 6, 7)]
+    deliver(client, ctx, calls_body(items))
+    found = [(r["duration_s"], r["pulses"], D(r["cost"])) for r in records(client)]
+    assert found == [(1, 1, D("0.00095")), (6, 1, D("0.00095")), (7, 2, D("0.0019"))]
+
+
+# -- what is charged (C-4, C-8 to C-11, C-18) ------------------------------------------------
+
+MARCH = at("2026-03-16T10:00")  # pmp-2025-07: a utility template inside the CSW is free
+
+
+def utility(wamid: str, t: int, user: str = GEORGIA) -> dict[str, Any]:
+    """A delivered utility template without Meta's pricing.type (the model decides)."""
+    return p.body(p.change(statuses=[p.status(wamid, "delivered", t, user=user, category="utility")]))
+
+
+def message(client: Any, wamid: str, month: str) -> dict[str, Any]:
+    [found] = [r for r in records(client, month) if r.get("wamid") == wamid]
+    return found
+
+
+def test_C_4_unanswered_bic_no_record_no_csw(client: Any, ctx: Context) -> None:
+    """RINGING, REJECTED, terminate FAILED without a duration: no record, no CSW change (a
+    utility template an hour later is charged)."""
+    statuses = [call_status("wacid.c4", s, MARCH + i) for i, s in enumerate(("RINGING", "REJECTED"))]
+    deliver(
+        client,
+        ctx,
+        calls_body(statuses=statuses),
+        calls_body([terminate("wacid.c4", MARCH + 5, status="FAILED")]),
+        utility("wamid.c4", MARCH + 3_600),
+    )
+    found = records(client, "2026-03")
+    assert [r["kind"] for r in found] == ["message"]
+    assert (found[0]["billable"], found[0]["free_reason"]) == (True, None)
+
+
+def test_C_8_uic_is_free_and_does_not_accrue(client: Any, ctx: Context) -> None:
+    """A UIC of 300 s: a free record (free_user_initiated, 50 pulses); the bucket is unchanged
+    (a BIC after it is alone in it)."""
+    deliver(
+        client,
+        ctx,
+        calls_body([terminate("wacid.c8", NOV, 300, uic=True)]),
+        calls_body([terminate("wacid.c8-bic", NOV + 600, 12)]),
+    )
+    rec = call(client, "wacid.c8")
+    assert (rec["billable"], rec["free_reason"], rec["pulses"], rec["cost"]) == (
+        False,
+        "free_user_initiated",
+        50,
+        "0",
+    )
+    assert (rec["direction"], rec["user_id"]) == ("user_initiated", GEORGIA)
+    assert call(client, "wacid.c8-bic")["tier_minutes_after"] == "0.2"
+
+
+def test_C_9_failed_but_connected_is_charged(client: Any, ctx: Context) -> None:
+    """terminate FAILED with start/end 20 s apart and duration 20: 4 pulses, 0.0038, FAILED."""
+    deliver(client, ctx, calls_body([terminate("wacid.c9", NOV, 20, status="FAILED")]))
+    rec = call(client, "wacid.c9")
+    assert (rec["pulses"], D(rec["cost"]), rec["call_status"]) == (4, D("0.0038"), "FAILED")
+
+
+def test_C_10_duplicate_terminate_posts_one_record(client: Any, ctx: Context) -> None:
+    """The same terminate POST three times: one record, counted once (with its minutes)."""
+    doc = calls_body([terminate("wacid.c10", NOV, 120)])
+    totals = deliver(client, ctx, doc, doc, doc)
+    assert totals["duplicates"] == 2
+    found = records(client)
+    assert [(r["call_id"], r["version"]) for r in found] == [("wacid.c10", 1)]
+    [line] = usage(client)["lines"]
+    assert (line["category"], line["count"], line["minutes"], line["cost"]) == (
+        "calling",
+        1,
+        "2.0",
+        "0.0190",
+    )
+
+
+def test_C_11_terminate_only_charges_and_opens_the_csw(client: Any, ctx: Context) -> None:
+    """No connect, no status: a BIC terminate of 30 s is charged 5 pulses, and refreshes the CSW
+    at its start_time (pmp-2025-07: a utility template 23 h later is free, 25 h later is not)."""
+    end = MARCH + 30
+    deliver(
+        client,
+        ctx,
+        calls_body([terminate("wacid.c11", end, 30)]),
+        utility("wamid.in", MARCH + 23 * 3_600),
+        utility("wamid.out", MARCH + 25 * 3_600),
+    )
+    assert money(call(client, "wacid.c11", "2026-03")) == (5, "0.5", "0:50000", "0.0095", D("0.00475"))
+    assert message(client, "wamid.in", "2026-03")["free_reason"] == "free_customer_service"
+    assert message(client, "wamid.out", "2026-03")["free_reason"] is None
+
+
+def test_C_18_duration_mismatch(client: Any, ctx: Context) -> None:
+    """duration 120 while end - start = 100: duration wins (20 pulses), discrepancy noted."""
+    deliver(client, ctx, calls_body([terminate("wacid.c18", NOV, 120, start=NOV - 100, end=NOV)]))
+    rec = call(client, "wacid.c18")
+    assert (rec["pulses"], rec["discrepancy"]) == (20, "call_duration_mismatch")
+    assert rec["start_time"] == "2026-11-20T09:58:20Z" and rec["end_time"] == "2026-11-20T10:00:00Z"
+
+
+# -- minute tiers (C-5 to C-7, C-12, C-17) ---------------------------------------------------
+
+
+def test_C_5_tier_crossing_prices_the_whole_call(client: Any, ctx: Context) -> None:
+    """Bucket at 49,999.5 min; a 120 s BIC ends at 50,001.5: the whole call at 0.0076."""
+    deliver(client, ctx, fill([10_000] * 4 + [9_999.5], NOV), calls_body([terminate("wacid.c5", NOV, 120)]))
+    rec = call(client, "wacid.c5")
+    assert money(rec) == (20, "2.0", "50001:250000", "0.0076", D("0.0152"))
+    assert rec["tier_minutes_after"] == "50001.5"
+
+
+def test_C_6_exact_bound_stays_in_the_lower_tier(client: Any, ctx: Context) -> None:
+    """Bucket at 49,998.0; 120 s ends on 50,000.0: tier 1, 0.0190. Then 6 s: 50,000.1, tier 2."""
+    deliver(client, ctx, fill([10_000] * 4 + [9_998], NOV), calls_body([terminate("wacid.c6a", NOV, 120)]))
+    deliver(client, ctx, calls_body([terminate("wacid.c6b", NOV + 60, 6)]))
+    assert money(call(client, "wacid.c6a")) == (20, "2.0", "0:50000", "0.0095", D("0.0190"))
+    assert money(call(client, "wacid.c6b")) == (1, "0.1", "50001:250000", "0.0076", D("0.00076"))
+    assert call(client, "wacid.c6b")["tier_minutes_after"] == "50000.1"
+
+
+def test_C_7_late_call_reorders_tiers_with_a_correction(client: Any, ctx: Context) -> None:
+    """Bucket at 49,998.0; X (120 s, ends 10:00) tier 1. A late L (30 s, ended 09:00): L takes
+    the earlier place (tier 1, 0.00475), X crosses into tier 2 (0.0152) as version 2."""
+    deliver(client, ctx, fill([10_000] * 4 + [9_998], NOV), calls_body([terminate("wacid.X", NOV, 120)]))
+    assert (call(client, "wacid.X")["version"], call(client, "wacid.X")["tier"]) == (1, "0:50000")
+    deliver(client, ctx, calls_body([terminate("wacid.L", NOV - 3_600, 30)]))
+    late, x = call(client, "wacid.L"), call(client, "wacid.X")
+    assert money(late) == (5, "0.5", "0:50000", "0.0095", D("0.00475"))
+    assert late["tier_minutes_after"] == "49998.5"
+    assert money(x) == (20, "2.0", "50001:250000", "0.0076", D("0.0152"))
+    assert (x["version"], x["tier_minutes_after"]) == (2, "50000.5")
+    feed = [r for r in _feed(ctx) if r.get("call_id") == "wacid.X"]
+    assert [(r["version"], r["cost"]) for r in feed] == [(1, "0.0190"), (2, "0.0152")]
+
+
+def _feed(ctx: Context) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(f[b"r"]) for _, f in ctx.redis.xrange(ctx.keys.feed)]
+
+
+def test_C_12_month_boundary_dates_by_end_time(client: Any, ctx: Context) -> None:
+    """Start 2026-11-30T23:59:30Z, end 2026-12-01T00:00:40Z, 70 s: 12 pulses, billing month
+    2026-12, December's bucket (November's 49,998 minutes do not count)."""
+    end = at("2026-12-01T00:00:40")
+    deliver(
+        client,
+        ctx,
+        fill([10_000] * 4 + [9_998], at("2026-11-29T00:00")),
+        calls_body([terminate("wacid.c12", end, 70, start=at("2026-11-30T23:59:30"), end=end)]),
+    )
+    rec = call(client, "wacid.c12", "2026-12")
+    assert (rec["pulses"], rec["billing_month"], rec["charge_time"]) == (12, "2026-12", "2026-12-01T00:00:40Z")
+    assert (rec["tier"], rec["tier_minutes_after"], D(rec["cost"])) == ("0:50000", "1.2", D("0.0114"))
+
+
+def test_C_17_portfolio_accrual_across_wabas(client: Any, ctx: Context) -> None:
+    """W1 calls 30,000 min and W2 25,000 min to Georgia in November (one portfolio): W2's call
+    that passes 50,000 portfolio minutes is tier 2, even when W1's calls arrive after it."""
+    w2 = [
+        terminate(f"wacid.w2-{i}", at(f"2026-11-{20 + i}T10:00"), m * MINUTE, user=OTHER)
+        for i, m in enumerate((10_000, 10_000, 5_000))
+    ]
+    deliver(client, ctx, calls_body(w2, waba=W2, phone=PHONE2))
+    assert call(client, "wacid.w2-2", waba=W2)["tier"] == "0:50000"  # alone: 25,000 minutes
+    deliver(client, ctx, fill([10_000] * 3, at("2026-11-10T00:00"), waba=W1))
+    assert call(client, "wacid.w2-1", waba=W2)["tier"] == "0:50000"  # ends on 50,000.0
+    passing = call(client, "wacid.w2-2", waba=W2)
+    assert (passing["tier"], passing["tier_minutes_after"], D(passing["cost"])) == (
+        "50001:250000",
+        "55000.0",
+        D("38.0000"),
+    )
+    assert passing["version"] == 2
+
+
+def test_C_13_bsuid_callee(client: Any, ctx: Context) -> None:
+    """No ``to``, ``to_user_id: GE.…``: country GE from the BSUID, market Rest of CEE."""
+    item = terminate("wacid.c13", NOV, 60, user=None, user_id="GE.12345abcde")
+    deliver(client, ctx, calls_body([item]))
+    rec = call(client, "wacid.c13")
+    assert (rec["user_id"], rec["country"], rec["country_source"], rec["market"]) == (
+        "GE.12345abcde",
+        "GE",
+        "bsuid",
+        CEE,
+    )
+    assert D(rec["cost"]) == D("0.0095")
+
+
+# -- calls and the customer service window (C-14 to C-16) -------------------------------------
+
+
+def test_C_14_missed_uic_opens_the_csw(client: Any, ctx: Context) -> None:
+    """pmp-2025-07: a UIC connect at 10:00 never answered; a utility template to the same user
+    at 20:00 is free (free_customer_service); to another user it is charged."""
+    t0 = at("2026-03-15T10:00")
+    deliver(
+        client,
+        ctx,
+        calls_body([connect("wacid.c14", t0, uic=True)]),
+        utility("wamid.c14", at("2026-03-15T20:00")),
+        utility("wamid.c14-other", at("2026-03-15T20:00"), user=OTHER),
+    )
+    assert message(client, "wamid.c14", "2026-03")["free_reason"] == "free_customer_service"
+    assert message(client, "wamid.c14-other", "2026-03")["free_reason"] is None
+    assert not [r for r in records(client, "2026-03") if r["kind"] == "call"]
+
+
+@pytest.mark.parametrize(
+    ("day", "free_reason"),
+    [("2026-03-16", "free_customer_service"), ("2026-11-16", None)],
+    ids=["pmp-2025-07 free", "pmp-2026-10 regular"],
+)
+def test_C_15_accepted_bic_opens_the_csw(
+    client: Any, ctx: Context, day: str, free_reason: str | None
+) -> None:
+    """BIC ACCEPTED at 11:00, utility delivered 12:00: free under pmp-2025-07; charged under
+    pmp-2026-10 (utility is charged inside the CSW). RINGING alone would not open it."""
+    deliver(
+        client,
+        ctx,
+        calls_body(statuses=[call_status("wacid.c15", "RINGING", at(f"{day}T10:59"))]),
+        calls_body(statuses=[call_status("wacid.c15", "ACCEPTED", at(f"{day}T11:00"))]),
+        utility("wamid.c15", at(f"{day}T12:00")),
+    )
+    rec = message(client, "wamid.c15", day[:7])
+    assert (rec["free_reason"], rec["billable"]) == (free_reason, free_reason is None)
+
+
+def test_C_16_permission_request_is_a_service_message(client: Any, ctx: Context) -> None:
+    """pmp-2026-10: the interactive call_permission_request delivered in the CSW after P1 used
+    its 1,000 free service messages is charged as service at the callee's market rate."""
+    t0 = at("2026-11-05T08:00")
+    replies = [
+        p.status(f"wamid.s{i}", "delivered", t0 + 60 + i, user=GEORGIA, category="service")
+        for i in range(1_000)
+    ]
+    deliver(
+        client,
+        ctx,
+        p.body(p.change(messages=[p.inbound("wamid.hi", t0, user=GEORGIA)])),
+        p.body(p.change(statuses=replies)),
+    )
+    request = p.status("wamid.perm", "delivered", t0 + 3_600, user=GEORGIA, category="service")
+    deliver(client, ctx, p.body(p.change(statuses=[request])))
+    rec = message(client, "wamid.perm", "2026-11")
+    assert (rec["category"], rec["billable"], rec["market"], rec["cost"]) == ("service", True, CEE, "0.0200")

@@ -14,8 +14,9 @@ from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 
-from processor.config_files import OTHER, Fields, Parsed, Row, Table, _items, _unique, read_table
+from processor.config_files import Fields, Parsed, Row, Table, _items, _unique, read_table
 from processor.core.call_rates import CallingBook, CallingRateRow, CallingTierRow
+from processor.core.rating import OTHER
 
 CALLING_RATES = Table(
     "calling_rates.csv",
@@ -36,7 +37,8 @@ def load_calling(config_dir: Path, markets: list[Row], problems: list[str]) -> C
     rates = _rates(read_table(config_dir, CALLING_RATES, problems), problems)
     tiers = _tiers(read_table(config_dir, CALLING_TIERS, problems), problems)
     known = {row.cells["market"] for row in markets} | {OTHER}
-    for row, item in [*rates, *tiers]:
+    named: list[tuple[Row, CallingRateRow | CallingTierRow]] = [*rates, *tiers]
+    for row, item in named:
         if markets and item.market not in known:
             problems.append(f"{row.where('market')}: market {item.market!r} is not in markets.csv")
     return CallingBook(_items(rates), _items(tiers))

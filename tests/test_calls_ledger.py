@@ -28,7 +28,7 @@ W1, W2, PHONE2 = "310000000000011", "310000000000012", "420000000000012"
 OTHER = "995591111111"  # another Georgian user (the bucket's earlier calls)
 MINUTE = 60
 CONFIG = {
-    "markets.csv": "effective_from,country,market\n2020-01-01,GE,Rest of Central & Eastern Europe\n",
+    "markets.csv": f"effective_from,country,market\n2020-01-01,GE,{CEE}\n",
     "rates.csv": "effective_from,market,currency,category,rate\n"
     + "".join(
         f"2025-07-01,{CEE},USD,{c},{r}\n"
@@ -97,7 +97,9 @@ def usage(client: Any, month: str = "2026-11", waba: str = p.WABA) -> dict[str, 
     return reply.json
 
 
-def fill(minutes: Iterable[float], ends: int, waba: str = p.WABA, phone: str = p.PHONE) -> dict[str, Any]:
+def fill(
+    minutes: Iterable[float], ends: int, waba: str = p.WABA, phone: str = p.PHONE
+) -> dict[str, Any]:
     """Earlier BICs (one a day, ending before ``ends``) putting ``minutes`` in the bucket."""
     items = []
     for i, m in enumerate(minutes):
@@ -122,7 +124,11 @@ def test_C_1_pulse_rounding_56_seconds_is_10_pulses(client: Any, ctx: Context) -
     deliver(client, ctx, calls_body([terminate("wacid.c1", NOV, 56)]))
     rec = call(client, "wacid.c1")
     assert money(rec) == (10, "1.0", "0:50000", "0.0095", D("0.0095"))
-    assert (rec["kind"], rec["category"], rec["direction"]) == ("call", "calling", "business_initiated")
+    assert (rec["kind"], rec["category"], rec["direction"]) == (
+        "call",
+        "calling",
+        "business_initiated",
+    )
     assert (rec["billable"], rec["free_reason"], rec["source"]) == (True, None, "derived")
     assert (rec["market"], rec["country"], rec["currency"]) == (CEE, "GE", "USD")
 
@@ -148,7 +154,9 @@ MARCH = at("2026-03-16T10:00")  # pmp-2025-07: a utility template inside the CSW
 
 def utility(wamid: str, t: int, user: str = GEORGIA) -> dict[str, Any]:
     """A delivered utility template without Meta's pricing.type (the model decides)."""
-    return p.body(p.change(statuses=[p.status(wamid, "delivered", t, user=user, category="utility")]))
+    return p.body(
+        p.change(statuses=[p.status(wamid, "delivered", t, user=user, category="utility")])
+    )
 
 
 def message(client: Any, wamid: str, month: str) -> dict[str, Any]:
@@ -159,7 +167,9 @@ def message(client: Any, wamid: str, month: str) -> dict[str, Any]:
 def test_C_4_unanswered_bic_no_record_no_csw(client: Any, ctx: Context) -> None:
     """RINGING, REJECTED, terminate FAILED without a duration: no record, no CSW change (a
     utility template an hour later is charged)."""
-    statuses = [call_status("wacid.c4", s, MARCH + i) for i, s in enumerate(("RINGING", "REJECTED"))]
+    statuses = [
+        call_status("wacid.c4", s, MARCH + i) for i, s in enumerate(("RINGING", "REJECTED"))
+    ]
     deliver(
         client,
         ctx,
@@ -226,7 +236,13 @@ def test_C_11_terminate_only_charges_and_opens_the_csw(client: Any, ctx: Context
         utility("wamid.in", MARCH + 23 * 3_600),
         utility("wamid.out", MARCH + 25 * 3_600),
     )
-    assert money(call(client, "wacid.c11", "2026-03")) == (5, "0.5", "0:50000", "0.0095", D("0.00475"))
+    assert money(call(client, "wacid.c11", "2026-03")) == (
+        5,
+        "0.5",
+        "0:50000",
+        "0.0095",
+        D("0.00475"),
+    )
     assert message(client, "wamid.in", "2026-03")["free_reason"] == "free_customer_service"
     assert message(client, "wamid.out", "2026-03")["free_reason"] is None
 
@@ -244,7 +260,12 @@ def test_C_18_duration_mismatch(client: Any, ctx: Context) -> None:
 
 def test_C_5_tier_crossing_prices_the_whole_call(client: Any, ctx: Context) -> None:
     """Bucket at 49,999.5 min; a 120 s BIC ends at 50,001.5: the whole call at 0.0076."""
-    deliver(client, ctx, fill([10_000] * 4 + [9_999.5], NOV), calls_body([terminate("wacid.c5", NOV, 120)]))
+    deliver(
+        client,
+        ctx,
+        fill([10_000] * 4 + [9_999.5], NOV),
+        calls_body([terminate("wacid.c5", NOV, 120)]),
+    )
     rec = call(client, "wacid.c5")
     assert money(rec) == (20, "2.0", "50001:250000", "0.0076", D("0.0152"))
     assert rec["tier_minutes_after"] == "50001.5"
@@ -252,7 +273,12 @@ def test_C_5_tier_crossing_prices_the_whole_call(client: Any, ctx: Context) -> N
 
 def test_C_6_exact_bound_stays_in_the_lower_tier(client: Any, ctx: Context) -> None:
     """Bucket at 49,998.0; 120 s ends on 50,000.0: tier 1, 0.0190. Then 6 s: 50,000.1, tier 2."""
-    deliver(client, ctx, fill([10_000] * 4 + [9_998], NOV), calls_body([terminate("wacid.c6a", NOV, 120)]))
+    deliver(
+        client,
+        ctx,
+        fill([10_000] * 4 + [9_998], NOV),
+        calls_body([terminate("wacid.c6a", NOV, 120)]),
+    )
     deliver(client, ctx, calls_body([terminate("wacid.c6b", NOV + 60, 6)]))
     assert money(call(client, "wacid.c6a")) == (20, "2.0", "0:50000", "0.0095", D("0.0190"))
     assert money(call(client, "wacid.c6b")) == (1, "0.1", "50001:250000", "0.0076", D("0.00076"))
@@ -262,7 +288,9 @@ def test_C_6_exact_bound_stays_in_the_lower_tier(client: Any, ctx: Context) -> N
 def test_C_7_late_call_reorders_tiers_with_a_correction(client: Any, ctx: Context) -> None:
     """Bucket at 49,998.0; X (120 s, ends 10:00) tier 1. A late L (30 s, ended 09:00): L takes
     the earlier place (tier 1, 0.00475), X crosses into tier 2 (0.0152) as version 2."""
-    deliver(client, ctx, fill([10_000] * 4 + [9_998], NOV), calls_body([terminate("wacid.X", NOV, 120)]))
+    deliver(
+        client, ctx, fill([10_000] * 4 + [9_998], NOV), calls_body([terminate("wacid.X", NOV, 120)])
+    )
     assert (call(client, "wacid.X")["version"], call(client, "wacid.X")["tier"]) == (1, "0:50000")
     deliver(client, ctx, calls_body([terminate("wacid.L", NOV - 3_600, 30)]))
     late, x = call(client, "wacid.L"), call(client, "wacid.X")
@@ -291,8 +319,16 @@ def test_C_12_month_boundary_dates_by_end_time(client: Any, ctx: Context) -> Non
         calls_body([terminate("wacid.c12", end, 70, start=at("2026-11-30T23:59:30"), end=end)]),
     )
     rec = call(client, "wacid.c12", "2026-12")
-    assert (rec["pulses"], rec["billing_month"], rec["charge_time"]) == (12, "2026-12", "2026-12-01T00:00:40Z")
-    assert (rec["tier"], rec["tier_minutes_after"], D(rec["cost"])) == ("0:50000", "1.2", D("0.0114"))
+    assert (rec["pulses"], rec["billing_month"], rec["charge_time"]) == (
+        12,
+        "2026-12",
+        "2026-12-01T00:00:40Z",
+    )
+    assert (rec["tier"], rec["tier_minutes_after"], D(rec["cost"])) == (
+        "0:50000",
+        "1.2",
+        D("0.0114"),
+    )
 
 
 def test_C_17_portfolio_accrual_across_wabas(client: Any, ctx: Context) -> None:
@@ -386,4 +422,89 @@ def test_C_16_permission_request_is_a_service_message(client: Any, ctx: Context)
     request = p.status("wamid.perm", "delivered", t0 + 3_600, user=GEORGIA, category="service")
     deliver(client, ctx, p.body(p.change(statuses=[request])))
     rec = message(client, "wamid.perm", "2026-11")
-    assert (rec["category"], rec["billable"], rec["market"], rec["cost"]) == ("service", True, CEE, "0.0200")
+    assert (rec["category"], rec["billable"], rec["market"], rec["cost"]) == (
+        "service",
+        True,
+        CEE,
+        "0.0200",
+    )
+
+
+# -- quotes ------------------------------------------------------------------------------------
+
+
+def quote(client: Any, **fields: Any) -> dict[str, Any]:
+    body = {"kind": "call", "phone_number_id": p.PHONE, "waba_id": p.WABA, **fields}
+    reply = client.post("/v1/quote", json=body, headers=auth())
+    assert reply.status_code == 200, reply.json
+    return dict(reply.json)
+
+
+def test_quote_a_call_from_the_buckets_current_minutes(client: Any, ctx: Context) -> None:
+    """A quoted BIC is priced whole by the bucket's minutes now plus its own (C-6's numbers:
+    49,998.0 + 2.0 stays in tier 1; 2.1 crosses into tier 2); a UIC is free; nothing changes."""
+    deliver(client, ctx, fill([10_000] * 4 + [9_998], NOV))
+    at = "2026-11-20T11:00:00Z"
+    answer = quote(client, to="+" + GEORGIA, duration_s=120, at=at)
+    assert (answer["pulses"], answer["billed_minutes"], answer["tier"], answer["rate"]) == (
+        20,
+        "2.0",
+        "0:50000",
+        "0.0095",
+    )
+    assert (answer["cost"], answer["tier_minutes_after"], answer["market"]) == (
+        "0.0190",
+        "50000.0",
+        CEE,
+    )
+    assert (answer["kind"], answer["billable"], answer["allowed"]) == ("call", True, True)
+    crossing = quote(client, to=GEORGIA, duration_s=126, at=at)
+    assert (crossing["pulses"], crossing["tier"], D(crossing["cost"])) == (
+        21,
+        "50001:250000",
+        D("0.01596"),
+    )
+    free = quote(client, to=GEORGIA, duration_s=300, direction="user_initiated", at=at)
+    assert (free["billable"], free["free_reason"], free["cost"]) == (
+        False,
+        "free_user_initiated",
+        "0",
+    )
+    earlier = quote(client, to=GEORGIA, duration_s=120, at="2026-11-16T00:00:00Z")
+    assert earlier["tier_minutes_after"] == "10000.0"  # only the call of 9,998 min is before
+    assert len(earlier["affects_record_ids"]) == 4  # the four after it would move back
+    assert [r["call_id"] for r in records(client)] == [
+        f"wacid.fill-{p.WABA}-{i}" for i in (4, 3, 2, 1, 0)
+    ]
+
+
+def test_quote_a_call_rejects_bad_input(client: Any, ctx: Context) -> None:
+    """A call quote needs a callee and a whole number of seconds."""
+    for fields in (
+        {"to": "x", "duration_s": 5},
+        {"to": GEORGIA, "duration_s": "5"},
+        {"to": GEORGIA, "duration_s": -1},
+    ):
+        body = {"kind": "call", "phone_number_id": p.PHONE, "waba_id": p.WABA, **fields}
+        assert client.post("/v1/quote", json=body, headers=auth()).status_code == 400
+
+
+def test_call_records_usage_and_quotes_match_the_document(
+    app: Any, client: Any, ctx: Context
+) -> None:
+    """Call records (charged and free), a usage line with minutes and a call quote validate
+    against the API's own OpenAPI document."""
+    from tests.test_openapi import operation
+
+    deliver(
+        client,
+        ctx,
+        calls_body([terminate("wacid.doc", NOV, 61), terminate("wacid.uic", NOV, 30, uic=True)]),
+    )
+    query = {"waba_id": p.WABA, "month": "2026-11"}
+    for path in ("/v1/records", "/v1/usage"):
+        reply = operation(app, "GET", path).Case(query=query).call_and_validate(headers=auth())
+        assert reply.status_code == 200
+    body = {"kind": "call", "phone_number_id": p.PHONE, "to": "+" + GEORGIA, "duration_s": 61}
+    case = operation(app, "POST", "/v1/quote").Case(body=body, media_type="application/json")
+    assert case.call_and_validate(headers=auth()).json()["cost"] == "0.01045"  # 11 pulses

@@ -20,7 +20,9 @@ TERMINATE, ACCEPTED = "terminate", "accepted"
 CSW_PREFIX = "call:"
 
 
-def merge(calls: dict[str, dict[str, Any]], inbound: dict[str, list[Any]], event: CallEvent) -> bool:
+def merge(
+    calls: dict[str, dict[str, Any]], inbound: dict[str, list[Any]], event: CallEvent
+) -> bool:
     """Add ``event`` to ``calls``; keep the call's CSW moment in ``inbound``; True if changed."""
     old = calls.get(event.call_id)
     fact: dict[str, Any] = {"d": None, "e": {}, "t": None} if old is None else _copy(old)
@@ -62,7 +64,9 @@ def _window(call_id: str, fact: dict[str, Any], inbound: dict[str, list[Any]]) -
     events: dict[str, int] = fact["e"]
     opened = window_opened_at(
         fact["d"] or BUSINESS_INITIATED,
-        connect_at=min((events[k] for k in ("connect", "call_created") if k in events), default=None),
+        connect_at=min(
+            (events[k] for k in ("connect", "call_created") if k in events), default=None
+        ),
         accepted_at=events.get(ACCEPTED),
         terminate=terminate_of(call_id, fact),
     )
@@ -81,4 +85,8 @@ def _merge_terminate(old: list[Any], new: list[Any]) -> list[Any]:
 
 
 def _copy(fact: dict[str, Any]) -> dict[str, Any]:
-    return {"d": fact["d"], "e": dict(fact["e"]), "t": None if fact["t"] is None else list(fact["t"])}
+    return {
+        "d": fact["d"],
+        "e": dict(fact["e"]),
+        "t": None if fact["t"] is None else list(fact["t"]),
+    }

@@ -44,19 +44,19 @@ def call_item(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> CallE
     side = "to" if direction == BUSINESS_INITIATED else "from"
     user = item.get(side) or item.get(f"{side}_user_id")
     pair = Pair(waba_id, phone_number_id, parse._user(user, side))
-    kind = "connect" if event in CONNECT_EVENTS else TERMINATE
-    common = {"pair": pair, "call_id": _call_id(item.get("id")), "direction": direction}
-    timestamp = parse._timestamp(item.get("timestamp"))
-    if kind == "connect":
-        return CallEvent(event=kind, timestamp=timestamp, **common)
+    call_id, timestamp = _call_id(item.get("id")), parse._timestamp(item.get("timestamp"))
+    if event in CONNECT_EVENTS:
+        return CallEvent(pair, call_id, "connect", timestamp, direction)
     return CallEvent(
-        event=kind,
-        timestamp=timestamp,
+        pair,
+        call_id,
+        TERMINATE,
+        timestamp,
+        direction,
         status=_terminate_status(item.get("status")),
         start_time=_optional_time(item, "start_time"),
         end_time=_optional_time(item, "end_time"),
         duration=_duration(item.get("duration")),
-        **common,
     )
 
 

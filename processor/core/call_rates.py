@@ -63,7 +63,9 @@ class CallingBook:
                 CallTier(t.from_minutes, t.to_minutes, t.rate_per_minute)
             )
         self._tiered = {
-            key: [(day, tuple(sorted(b, key=lambda x: x.from_minutes))) for day, b in by_day.items()]
+            key: [
+                (day, tuple(sorted(b, key=lambda x: x.from_minutes))) for day, b in by_day.items()
+            ]
             for key, by_day in bands.items()
         }
 
@@ -76,9 +78,7 @@ class CallingBook:
         return bool(self._flat or self._tiered)
 
 
-def _latest(
-    dated: Iterable[tuple[date, tuple[CallTier, ...]]], day: date
-) -> tuple[CallTier, ...]:
+def _latest(dated: Iterable[tuple[date, tuple[CallTier, ...]]], day: date) -> tuple[CallTier, ...]:
     found: tuple[date, tuple[CallTier, ...]] | None = None
     for since, bands in dated:
         if since <= day and (found is None or since >= found[0]):

@@ -91,7 +91,9 @@ def call_unit(pair: Pair, call: Terminate, tz: ZoneInfo, book: PolicyBook) -> Ca
     )
 
 
-def trim_calls(pair: Pair, history: PairHistory, cutoff: int, tz: ZoneInfo, book: PolicyBook) -> None:
+def trim_calls(
+    pair: Pair, history: PairHistory, cutoff: int, tz: ZoneInfo, book: PolicyBook
+) -> None:
     """Forget the calls the history's trim at ``cutoff`` settles: a call whose unit is charged
     before ``cutoff`` (the trim forgets that unit too), or an unrecorded call all older."""
     units = {u.call_id: u.charge_time for u in call_units(pair, history, tz, book)}

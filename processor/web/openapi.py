@@ -22,6 +22,7 @@ MONTH_PATTERN = "^[0-9]{4}-(0[1-9]|1[0-2])$"
 USER_PATTERN = "^([0-9]{4,20}|[A-Z]{2}\\.(ENT\\.)?[A-Za-z0-9]{1,128})$"
 CURSOR_MAX = 2**63
 FREE_REASONS = ["free_tier", "free_entry_point", "free_customer_service", "free_service"]
+FREE_REASONS += ["free_user_initiated"]  # calls (rule book 8.4)
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 
@@ -220,7 +221,7 @@ def _schemas() -> Schema:
     return {
         "Error": _object(error=_str(), detail=_str()),
         "Usage": _usage(),
-        "UsageLine": _object(
+        "UsageLine": _with_minutes(
             category=_str(),
             market=_str(),
             billable={"type": "boolean"},
@@ -300,6 +301,20 @@ def _usage() -> Schema:
 
 def _record() -> Schema:
     """One charge unit (latest version); see the README's table of the records."""
+    from processor.web.openapi_calls import call_fields
+
+    out = _unit_record()
+    out["properties"].update(call_fields(quote=False))
+    return out
+
+
+def _with_minutes(**properties: Schema) -> Schema:
+    out = _object(**properties)
+    out["properties"]["minutes"] = {**_money(), "description": "Call lines: billed minutes."}
+    return out
+
+
+def _unit_record() -> Schema:
     return _object(
         record_id=_str(),
         version={"type": "integer", "minimum": 1},
@@ -310,7 +325,7 @@ def _record() -> Schema:
         country_source=_enum(["phone", "bsuid", "unknown"]),
         market=_str(),
         category=_str(),
-        kind=_enum(["conversation", "message"]),
+        kind=_enum(["conversation", "message", "call"]),
         pricing_model=_enum(["CBP", "PMP"]),
         policy=_str(),
         charge_time=_time(),
@@ -327,12 +342,18 @@ def _record() -> Schema:
         source=_enum(["meta", "derived"]),
         discrepancy=_nullable(_str()),
         meta_conversation_id=_nullable(_str()),
-        wamid=_str(),
+        wamid=_nullable(_str()),  # null for a call
         void={"type": "boolean"},
     )
 
 
 def _quote_request() -> Schema:
+    from processor.web.openapi_calls import call_quote_request
+
+    return {"anyOf": [_message_quote_request(), call_quote_request(_time(), WABA_PATTERN)]}
+
+
+def _message_quote_request() -> Schema:
     body = _object(
         phone_number_id=_str(WABA_PATTERN),
         user_id=_str(USER_PATTERN),
@@ -347,13 +368,14 @@ def _quote_request() -> Schema:
         waba_id=_str(WABA_PATTERN),
         template={"type": "boolean", "default": True},
         at={**_time(), "description": "ISO 8601 with a zone; absent: now."},
+        kind=_enum(["message"]),
     )
     body["additionalProperties"] = True
     return body
 
 
 def _quote() -> Schema:
-    """Always the first six fields; the unit's fields when the message opens one."""
+    """Always the first six fields; the unit's fields when the message (or call) opens one."""
     out = _object(
         allowed={"type": "boolean"},
         opens_charge={"type": "boolean"},
@@ -365,7 +387,7 @@ def _quote() -> Schema:
         cost=_nullable(_money()),
     )
     out["properties"].update(
-        kind=_enum(["conversation", "message"]),
+        kind=_enum(["conversation", "message", "call"]),
         category=_str(),
         policy=_str(),
         pricing_model=_enum(["CBP", "PMP"]),
@@ -384,6 +406,9 @@ def _quote() -> Schema:
         volume=_object(position={"type": "integer"}, tier=_nullable(_str())),
         over_budget={"type": "boolean", "nullable": True},
     )
+    from processor.web.openapi_calls import call_fields
+
+    out["properties"].update(call_fields(quote=True))
     return out
 
 

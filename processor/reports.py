@@ -10,6 +10,7 @@ from processor.context import Context
 
 USAGE_COLUMNS = (
     "category", "market", "billable", "free_reason", "count", "cost", "billed_cost", "currency",
+    "minutes",  # call lines: billed minutes (empty for messages)
 )  # fmt: skip
 RECORD_COLUMNS = (
     "record_id", "version", "waba_id", "phone_number_id", "user_id", "country",
@@ -31,10 +32,15 @@ def print_usage(usage: dict[str, Any], fmt: str, out: IO[str]) -> None:
         _table(usage, out)
 
 
+def _has_calls(usage: dict[str, Any]) -> bool:
+    return any("minutes" in line for line in usage["lines"])
+
+
 def _table(usage: dict[str, Any], out: IO[str]) -> None:
-    rows = [[str(line[c] if line[c] is not None else "-") for c in USAGE_COLUMNS]
+    columns = [c for c in USAGE_COLUMNS if c != "minutes" or _has_calls(usage)]
+    rows = [[str(line[c] if line.get(c) is not None else "-") for c in columns]
             for line in usage["lines"]]  # fmt: skip
-    header = list(USAGE_COLUMNS)
+    header = list(columns)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]  # fmt: skip
     out.write(f"WABA {usage['waba_id']}  month {usage['month']}  currency {usage['currency']}\n")

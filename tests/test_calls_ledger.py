@@ -508,3 +508,30 @@ def test_call_records_usage_and_quotes_match_the_document(
     body = {"kind": "call", "phone_number_id": p.PHONE, "to": "+" + GEORGIA, "duration_s": 61}
     case = operation(app, "POST", "/v1/quote").Case(body=body, media_type="application/json")
     assert case.call_and_validate(headers=auth()).json()["cost"] == "0.01045"  # 11 pulses
+
+
+def test_unrated_call_is_billable_with_null_cost(client: Any, ctx: Context) -> None:
+    """A BIC to a market with no calling rate is never priced by a guess: billable, cost null,
+    listed under unrated (its minutes still counted)."""
+    deliver(client, ctx, calls_body([terminate("wacid.us", NOV, 60, user="16315553601")]))
+    rec = call(client, "wacid.us")
+    assert (rec["billable"], rec["rate"], rec["cost"], rec["tier"]) == (True, None, None, None)
+    found = usage(client)
+    assert found["unrated_units"] == 1 and found["lines"][0]["minutes"] == "1.0"
+
+
+def test_report_shows_call_minutes(client: Any, ctx: Context, environ: dict[str, str]) -> None:
+    """``wa-billing report`` has a minutes column for call lines (table, CSV and JSON)."""
+    from tests.test_cli import run
+
+    deliver(
+        client, ctx, calls_body([terminate("wacid.r1", NOV, 61), terminate("wacid.r2", NOV, 56)])
+    )
+    args = ["report", "--waba", p.WABA, "--month", "2026-11", "--format"]
+    table = run(environ, *args, "table").output
+    assert "minutes" in table.splitlines()[1] and "2.1" in table
+    csv_text = run(environ, *args, "csv").output
+    assert csv_text.splitlines()[0].endswith(",minutes") and csv_text.splitlines()[1].endswith(
+        ",2.1"
+    )
+    assert '"minutes": "2.1"' in run(environ, *args, "json").output

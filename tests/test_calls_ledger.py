@@ -535,3 +535,37 @@ def test_report_shows_call_minutes(client: Any, ctx: Context, environ: dict[str,
         ",2.1"
     )
     assert '"minutes": "2.1"' in run(environ, *args, "json").output
+
+
+def test_rerate_keeps_calls_and_reprices_them_from_new_files(
+    client: Any, ctx: Context, tmp_path: Path
+) -> None:
+    """``rerate`` prices calls as the apply script does (same config: nothing changes, usage
+    and minutes the same); with a new calling table the bucket is priced again whole-call."""
+    from processor.config_files import load_ratebook
+    from processor.store.rerate import Rerater
+
+    deliver(
+        client, ctx, fill([10_000] * 4 + [9_998], NOV), calls_body([terminate("wacid.X", NOV, 120)])
+    )
+    deliver(client, ctx, calls_body([terminate("wacid.L", NOV - 3_600, 30)]))
+    deliver(client, ctx, calls_body([terminate("wacid.U", NOV, 90, uic=True)]))
+    before, used = records(client), usage(client)
+
+    def rerate(config: Path) -> int:
+        ratebook = load_ratebook(config)
+        rerater = Rerater(ctx.ledger_redis, ctx.ledger_keys, ratebook, 10_000, ctx.ledger.book)
+        return rerater.rerate("2026-11").changed
+
+    assert rerate(Path(ctx.settings.config_dir)) == 0
+    assert (records(client), usage(client)) == (before, used)
+    cheaper = tmp_path / "cheaper"
+    cheaper.mkdir()
+    for name, text in CONFIG.items():
+        (cheaper / name).write_text(text.replace("0.0076", "0.0070"))
+    assert rerate(cheaper) == 1
+    x = call(client, "wacid.X")
+    assert (x["version"], x["cost"], x["tier_minutes_after"]) == (3, "0.0140", "50000.5")
+    after = usage(client)
+    assert D(after["total_cost"]) == sum(D(r["cost"]) for r in records(client))
+    assert [ln["minutes"] for ln in after["lines"]] == [ln["minutes"] for ln in used["lines"]]

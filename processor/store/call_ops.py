@@ -9,7 +9,7 @@ never does decimal arithmetic. No I/O here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from processor.core.call_units import CallUnit
@@ -68,7 +68,9 @@ def put_call(
         "list_rate": None,
         "list_billed_rate": None,
         "bucket": bucket,
-        "places": places(ratebook, pair.waba_id, unit, market, currency, day) if bucket else [],
+        "places": places(ratebook, pair.waba_id, unit.pulses, market, currency, day)
+        if bucket
+        else [],
         "member": f"{unit.call_id}|{unit.pulses}|{pair.waba_id}|{month}|{unit.record_id}",
         "score": unit.charge_time,
         "day": datetime.fromtimestamp(unit.charge_time, waba.timezone).strftime("%Y-%m-%d"),
@@ -78,7 +80,7 @@ def put_call(
 
 
 def places(
-    ratebook: RateBook, waba_id: str, unit: CallUnit, market: str, currency: str, day: Any
+    ratebook: RateBook, waba_id: str, pulse_count: int, market: str, currency: str, day: date
 ) -> list[dict[str, Any]]:
     """The call's own tier table in pulses: ``to`` (inclusive, None: no end), the tier's rate
     and label, and this call's cost there (``pulses × rate / 10``, exact), with the markup's."""
@@ -93,8 +95,8 @@ def places(
                 "rate": money(rate),
                 "billed": money(billed),
                 "label": tier.label,
-                "cost": money(call_cost(unit.pulses, rate)),
-                "billed_cost": money(call_cost(unit.pulses, billed)),
+                "cost": money(call_cost(pulse_count, rate)),
+                "billed_cost": money(call_cost(pulse_count, billed)),
             }
         )
     return out

@@ -20,8 +20,8 @@ def call_fields(quote: bool) -> Schema:
         "tier_minutes_after": {
             **TENTHS,
             "nullable": True,
-            "description": "The tier bucket's billed minutes after this call (as of this "
-            "version); the tier is chosen by it, for the whole call.",
+            "description": "The tier bucket's billed minutes after this call; the tier is "
+            "chosen by it, for the whole call.",
         },
     }
     if quote:

@@ -166,14 +166,14 @@ local function reprice(member, position)
   if not present(rec.places) then
     return
   end
-  local before = line_of(rec)
+  local before, was_after = line_of(rec), rec.tier_minutes_after
   if rec.kind == 'call' then  -- position: the bucket's running total of pulses (calls.lua)
     price_call(rec, position)
   else
     price_at(rec, rec.places, position)
   end
-  if line_of(rec) == before then
-    return
+  if line_of(rec) == before and rec.tier_minutes_after == was_after then
+    return  -- (a call's running total is part of its record: a new total, a new version)
   end
   tally(rec, before, -1)
   count(rec, 1)

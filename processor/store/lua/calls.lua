@@ -7,7 +7,8 @@ go by call id), weighted: a call's position is the bucket's running total of pul
 minute) AFTER it, and the first place of its own table whose `to` holds that total (inclusive)
 prices the WHOLE call (its `cost` is this call's cost at that tier). Past the last place the call
 is unrated. The bucket's companion key (its "bounds" key) holds the bucket's total pulses. A call
-booked or taken out moves the calls after it (a correction when a tier changes); apply.lua fills
+booked or taken out moves the calls after it (each a correction: its running total is in its
+record); apply.lua fills
 `calls_env` (the total key of a bucket, and its reprice) before any unit is applied.
 ]]
 

@@ -170,3 +170,47 @@ def test_shipped_config_prices_no_call() -> None:
     assert not book.calling
     assert not (SHIPPED / "calling_rates.csv").exists()
     assert not (SHIPPED / "calling_tiers.csv").exists()
+
+
+# -- policy parameters (§8.1.9, §8.1.11) -----------------------------------------------------
+
+
+def units_of(*events: CallEvent, **params: Any) -> list[Any]:
+    """The call units of ``events`` under the real eras with ``params`` changed."""
+    import dataclasses
+    from zoneinfo import ZoneInfo
+
+    from processor.core.call_units import call_units
+    from processor.core.history import PairHistory
+    from processor.core.policies import POLICIES, PolicyBook
+
+    book = PolicyBook([dataclasses.replace(policy, **params) for policy in POLICIES])
+    history = PairHistory()
+    for event in events:
+        history.merge(event)
+    return call_units(PAIR, history, ZoneInfo("UTC"), book)
+
+
+END = 1_796_083_240  # 2026-12-01T00:00:40Z
+SPANNING = CallEvent(
+    PAIR, "wacid.M", "terminate", END, BUSINESS_INITIATED, "COMPLETED", END - 70, END, 70
+)
+
+
+def test_call_charge_time_end_or_start() -> None:
+    """``call_charge_time``: ``end`` (default) dates a call across midnight by its end;
+    ``start`` by its start (rule book §8.1.9 Decision)."""
+    [by_end] = units_of(SPANNING)
+    [by_start] = units_of(SPANNING, call_charge_time="start")
+    assert (by_end.charge_time, by_start.charge_time) == (END, END - 70)
+
+
+def test_charge_failed_connected_calls_can_be_turned_off() -> None:
+    """``charge_failed_connected_calls`` (default true): false gives a FAILED connected BIC no
+    unit; a COMPLETED one is still charged (rule book §8.1.11 Decision)."""
+    failed = CallEvent(
+        PAIR, "wacid.F", "terminate", END, BUSINESS_INITIATED, "FAILED", END - 20, END, 20
+    )
+    assert [u.call_status for u in units_of(failed)] == ["FAILED"]
+    assert units_of(failed, charge_failed_connected_calls=False) == []
+    assert len(units_of(SPANNING, charge_failed_connected_calls=False)) == 1

@@ -569,3 +569,10 @@ def test_rerate_keeps_calls_and_reprices_them_from_new_files(
     after = usage(client)
     assert D(after["total_cost"]) == sum(D(r["cost"]) for r in records(client))
     assert [ln["minutes"] for ln in after["lines"]] == [ln["minutes"] for ln in used["lines"]]
+
+
+def test_quote_a_call_refuses_a_time_out_of_range(client: Any, ctx: Context) -> None:
+    """A call ending in year 105 is no call this processor can date (400, not a bad month)."""
+    body = {"kind": "call", "phone_number_id": p.PHONE, "waba_id": p.WABA, "to": GEORGIA}
+    body.update(duration_s=60, at="0105-01-29T05:11:50Z")
+    assert client.post("/v1/quote", json=body, headers=auth()).status_code == 400

@@ -26,11 +26,6 @@ _CALL_ID_MAX = 512
 _DURATION_MAX = 7 * 86_400
 
 
-def is_call_status(item: Any) -> bool:
-    """A ``statuses[]`` item of a call (not of a message)."""
-    return isinstance(item, dict) and item.get("type") == "call"
-
-
 def call_item(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> CallEvent | None:
     """One ``calls[]`` item; None for events without billing facts."""
     event = item.get("event")

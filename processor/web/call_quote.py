@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, abort, jsonify
 
 from processor.context import Context
+from processor.core.parse import MAX_TIME, MIN_TIME
 from processor.web.api import USER, WABA, _field, _moment
 
 DIRECTIONS = ("business_initiated", "user_initiated")
@@ -32,6 +33,8 @@ def call_quote(ctx: Context, body: dict[str, Any]) -> Response:
     if direction not in DIRECTIONS:
         abort(400, f"'direction' must be one of {', '.join(DIRECTIONS)}")
     at = _moment(body.get("at"))
+    if not MIN_TIME <= at < MAX_TIME:
+        abort(400, "'at' must be between 2000 and 2100")
     waba = body.get("waba_id")
     if waba is None:
         waba = Quoter(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book).waba_of(

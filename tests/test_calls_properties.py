@@ -135,3 +135,48 @@ def test_calls_are_priced_whole_by_the_running_total(
     assert minutes["all"] == sum(r["pulses"] for r in records)
     assert all(r["pulses"] > 0 for r in records)  # unanswered calls have no record
     assert len({r["call_id"] for r in records}) == len(records)
+
+
+def test_a_late_call_of_one_waba_corrects_the_other_wabas_calls(
+    backend: Backend,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """A bucket is the portfolio's (on a cluster: under the portfolio's hash tag): W1's late
+    call moves W2's call across a bound, and a rerate agrees with the apply script."""
+    from processor.config_files import load_ratebook
+    from processor.store.cluster import is_cluster
+    from processor.store.rerate import Rerater
+    from tests.ledger_helpers import keys_for, make_ledger, snapshot
+
+    directory = write_config(tmp_path / "config")
+    (directory / "calling_tiers.csv").write_text(CALLING_TIERS)
+    (directory / "wabas.csv").write_text(
+        "waba_id,currency,timezone,portfolio_id\nw-1,USD,UTC,P1\nw-2,USD,UTC,P1\n"
+    )
+    client, prefix, cleanup = backend()
+    try:
+        ledger = make_ledger(client, prefix, directory)
+
+        def bic(waba: str, n: int, end: int, seconds: int) -> CallEvent:
+            pair = Pair(waba, f"9{waba[-1]}", USERS[0])
+            return CallEvent(
+                pair, f"wacid.{n}", "terminate", end, BUSINESS_INITIATED, "COMPLETED",
+                end - seconds, end, seconds,
+            )  # fmt: skip
+
+        ledger.apply([bic("w-2", 1, T0 + 600, 60)])  # alone: 1.0 minute, tier 1
+        ledger.apply([bic("w-1", 2, T0, 30)])  # earlier: w-2's call ends at 1.5, tier 2
+        records = snapshot(client, prefix)["records"]
+        by_call = {r["call_id"]: r for r in records.values()}
+        assert (by_call["wacid.2"]["tier"], by_call["wacid.2"]["cost"]) == ("0:1", "0.0050")
+        assert (by_call["wacid.1"]["tier"], by_call["wacid.1"]["tier_minutes_after"]) == (
+            "2:2.5",
+            "1.5",
+        )
+        if is_cluster(client):  # rerate on a cluster: tests/test_ledger_cluster.py (own client)
+            return
+        keys = keys_for(client, prefix, directory)
+        rerater = Rerater(client, keys, load_ratebook(directory), 100)
+        assert rerater.rerate(by_call["wacid.1"]["billing_month"]).changed == 0
+    finally:
+        cleanup()

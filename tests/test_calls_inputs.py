@@ -214,3 +214,11 @@ def test_charge_failed_connected_calls_can_be_turned_off() -> None:
     assert [u.call_status for u in units_of(failed)] == ["FAILED"]
     assert units_of(failed, charge_failed_connected_calls=False) == []
     assert len(units_of(SPANNING, charge_failed_connected_calls=False)) == 1
+
+
+def test_a_quarantined_call_item_keeps_no_session_description() -> None:
+    """A rejected connect is kept without its SDP (it holds the parties' network addresses)."""
+    item = {**connect("wacid.Q", T), "direction": "SIDEWAYS"}
+    item["session"]["sdp"] = "v=0 c=IN IP4 203.0.113.7"
+    [rejected] = parse_document(calls_body([item])).rejected
+    assert "203.0.113.7" not in str(rejected.item) and "<redacted>" in str(rejected.item)

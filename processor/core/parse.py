@@ -295,6 +295,7 @@ _PRIVATE = frozenset(
         "latitude",
         "longitude",
         "contacts",
+        "sdp",  # a call's session description: the parties' network addresses
     }
 )
 

@@ -576,3 +576,32 @@ def test_quote_a_call_refuses_a_time_out_of_range(client: Any, ctx: Context) -> 
     body = {"kind": "call", "phone_number_id": p.PHONE, "waba_id": p.WABA, "to": GEORGIA}
     body.update(duration_s=60, at="0105-01-29T05:11:50Z")
     assert client.post("/v1/quote", json=body, headers=auth()).status_code == 400
+
+
+def test_calls_are_not_reconciled_against_pricing_analytics(client: Any, ctx: Context) -> None:
+    """Meta reports calls in ``call_analytics`` (rule book 8.5), not ``pricing_analytics``: a
+    call record makes no reconciliation line of ours; its tier is still listed beside Meta's
+    CALLING tier webhooks."""
+    from zoneinfo import ZoneInfo
+
+    from processor.core.reconcile import Inputs, parse_tolerance, reconcile
+
+    deliver(client, ctx, calls_body([terminate("wacid.rc", NOV, 60)]))
+    result = reconcile(
+        Inputs(
+            waba_id=p.WABA,
+            month="2026-11",
+            currency="USD",
+            tz=ZoneInfo("UTC"),
+            fetched_at=NOV,
+            now=NOV,
+            tolerance=parse_tolerance("0"),
+            points=[],
+            records=records(client),
+            display_numbers={},
+        )
+    )
+    assert result["lines"] == []
+    assert [(t["market"], t["category"], t["ours_tier"]) for t in result["tiers"]] == [
+        (CEE, "calling", "0:50000")
+    ]

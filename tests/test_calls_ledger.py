@@ -234,6 +234,7 @@ def test_C_11_terminate_only_charges_and_opens_the_csw(client: Any, ctx: Context
         ctx,
         calls_body([terminate("wacid.c11", end, 30)]),
         utility("wamid.in", MARCH + 23 * 3_600),
+        utility("wamid.edge", MARCH + 24 * 3_600 + 15),  # inside, were it opened at the end
         utility("wamid.out", MARCH + 25 * 3_600),
     )
     assert money(call(client, "wacid.c11", "2026-03")) == (
@@ -245,6 +246,7 @@ def test_C_11_terminate_only_charges_and_opens_the_csw(client: Any, ctx: Context
     )
     assert message(client, "wamid.in", "2026-03")["free_reason"] == "free_customer_service"
     assert message(client, "wamid.out", "2026-03")["free_reason"] is None
+    assert message(client, "wamid.edge", "2026-03")["free_reason"] is None  # from start_time
 
 
 def test_C_18_duration_mismatch(client: Any, ctx: Context) -> None:
@@ -393,7 +395,7 @@ def test_C_15_accepted_bic_opens_the_csw(
     client: Any, ctx: Context, day: str, free_reason: str | None
 ) -> None:
     """BIC ACCEPTED at 11:00, utility delivered 12:00: free under pmp-2025-07; charged under
-    pmp-2026-10 (utility is charged inside the CSW). RINGING alone would not open it."""
+    pmp-2026-10 (utility is charged inside the CSW). (RINGING alone opens nothing: C-4.)"""
     deliver(
         client,
         ctx,
@@ -605,3 +607,37 @@ def test_calls_are_not_reconciled_against_pricing_analytics(client: Any, ctx: Co
     assert [(t["market"], t["category"], t["ours_tier"]) for t in result["tiers"]] == [
         (CEE, "calling", "0:50000")
     ]
+
+
+def test_the_real_uic_log_connected_then_failed(client: Any, ctx: Context) -> None:
+    """The real 2025-10-17 log (rule book 8.3, CX): a UIC connect, then terminate FAILED after
+    20 connected seconds: one free record of 4 pulses, call_status FAILED."""
+    india = "917358580180"
+    call_id = "wacid.HBgMOTE3MzU4NTgwMTgwFQIAEhggQUNEODk3"
+    uic_connect = {**connect(call_id, 1760681506, user=india, uic=True), "to": "15551441906"}
+    item = {
+        "id": call_id,
+        "from": india,
+        "to": "15551441906",
+        "event": "terminate",
+        "timestamp": "1760681533",
+        "direction": "USER_INITIATED",
+        "start_time": "1760681513",
+        "end_time": "1760681533",
+        "duration": 20,
+        "status": "FAILED",
+        "errors": [{"code": 138021, "title": "no media for a long time"}],
+    }
+    deliver(client, ctx, calls_body([uic_connect]), calls_body([item]))
+    rec = call(client, call_id, "2025-10")
+    assert (rec["direction"], rec["call_status"], rec["pulses"], rec["billable"]) == (
+        "user_initiated",
+        "FAILED",
+        4,
+        False,
+    )
+    assert (rec["user_id"], rec["charge_time"], rec["discrepancy"]) == (
+        india,
+        "2025-10-17T06:12:13Z",
+        None,
+    )

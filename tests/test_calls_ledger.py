@@ -641,3 +641,26 @@ def test_the_real_uic_log_connected_then_failed(client: Any, ctx: Context) -> No
         "2025-10-17T06:12:13Z",
         None,
     )
+
+
+def test_dashboard_days_and_numbers_cost_calls_by_minutes(client: Any, ctx: Context) -> None:
+    """The dashboard's breakdown by day and number prices a call by its minutes, as usage does
+    (a 2.0-minute call costs 0.0190, not one per-minute rate), before and after a rerate."""
+    from processor.store.dashboard import Dashboard
+    from processor.store.rerate import Rerater
+
+    deliver(client, ctx, calls_body([terminate("wacid.d", NOV, 120, status="FAILED")]))
+    board = Dashboard(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, ctx.ledger.book)
+
+    def seen() -> tuple[Any, ...]:
+        view = board.view(p.WABA, "2026-11", NOV)
+        [day] = [d for d in view["days"] if d["units"]]
+        [number] = view["numbers"]
+        return day["cost"], day["discrepancies"], view["usage"]["total_cost"], number
+
+    before = seen()
+    assert before[:3] == ("0.0190", 0, "0.0190")
+    Rerater(ctx.ledger_redis, ctx.ledger_keys, ctx.ratebook, 1_000, ctx.ledger.book).rerate(
+        "2026-11"
+    )
+    assert seen() == before

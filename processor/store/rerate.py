@@ -229,6 +229,8 @@ class Rerater:
                 usage[rec["waba_id"]][usage_line(rec)] += 1
                 if rec.get("kind") == "call":  # its minutes, in pulses (as apply.lua counts)
                     usage[rec["waba_id"]]["m|" + usage_line(rec)] += rec["pulses"]
+                    minutes = _minutes_field(self._breakdown_field(rec))
+                    daily[rec["waba_id"]][minutes] += rec["pulses"]
                 daily[rec["waba_id"]][self._breakdown_field(rec)] += 1
             was = before[rec["record_id"]]
             if rec == was:
@@ -283,6 +285,12 @@ class Rerater:
             pipe.zadd(bucket, scores)
             pipe.expire(bucket, ttl)
             pipe.set(self.keys.bounds(bucket), json.dumps(bounds[bucket]), ex=ttl)
+
+
+def _minutes_field(breakdown: str) -> str:
+    """A call's breakdown counter of minutes: ``day|phone|0|m|line`` (as apply.lua counts)."""
+    day, phone, _, line = breakdown.split("|", 3)
+    return f"{day}|{phone}|0|m|{line}"
 
 
 def _seconds(iso_time: str) -> int:

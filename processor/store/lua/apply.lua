@@ -131,6 +131,10 @@ local function tally(rec, line, delta)
     local flag = present(rec.discrepancy) and '1' or '0'
     redis.call('HINCRBY', daily_key(rec),
       table.concat({rec.day, rec.phone_number_id, flag, line}, '|'), delta)
+    if rec.kind == 'call' then  -- its minutes too (flag 0: minutes are not records)
+      redis.call('HINCRBY', daily_key(rec),
+        table.concat({rec.day, rec.phone_number_id, '0', 'm', line}, '|'), delta * rec.pulses)
+    end
   end
 end
 

@@ -19,6 +19,13 @@ RECORD_COLUMNS = (
     "currency", "cost", "billed_cost", "source", "meta_conversation_id", "wamid", "discrepancy",
     "void",
 )  # fmt: skip
+# The CSV export's columns: the record columns (also PostgreSQL's), then a call's own fields
+# (empty for messages; in PostgreSQL they are kept in `extra`).
+CALL_COLUMNS = (
+    "direction", "call_id", "call_status", "start_time", "end_time", "duration_s", "pulses",
+    "billed_minutes", "tier_minutes_after",
+)  # fmt: skip
+EXPORT_COLUMNS = RECORD_COLUMNS + CALL_COLUMNS
 
 
 def print_usage(usage: dict[str, Any], fmt: str, out: IO[str]) -> None:
@@ -81,7 +88,7 @@ def export_totals(ctx: Context, month: str, waba_id: str | None) -> list[str]:
 def export_records(ctx: Context, month: str, waba_id: str | None, fmt: str, out: IO[str]) -> int:
     writer = None
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
     count = 0
     from processor.sinks.archive import Archive, from_redis_or_postgres

@@ -664,3 +664,23 @@ def test_dashboard_days_and_numbers_cost_calls_by_minutes(client: Any, ctx: Cont
         "2026-11"
     )
     assert seen() == before
+
+
+def test_export_csv_has_the_call_columns(
+    client: Any, ctx: Context, environ: dict[str, str]
+) -> None:
+    """``wa-billing export --format csv`` has a call's own fields after the record columns."""
+    import csv
+    import io
+
+    from tests.test_cli import run
+
+    deliver(client, ctx, calls_body([terminate("wacid.e", NOV, 61)]))
+    out = run(environ, "export", "--month", "2026-11", "--format", "csv").output
+    [row] = list(csv.DictReader(io.StringIO(out[out.index("record_id") :])))
+    assert (row["call_id"], row["pulses"], row["billed_minutes"], row["cost"]) == (
+        "wacid.e",
+        "11",
+        "1.1",
+        "0.01045",
+    )

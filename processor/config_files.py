@@ -109,9 +109,13 @@ def load_ratebook(config_dir: Path) -> RateBook:
     markups = _markups(rows[MARKUP.name], problems)
     _check_market_names(rows[MARKETS.name], rates, tiers, problems)
     _check_waba_currencies(rows[WABAS.name], rates, problems)
+    from processor.config_calls import load_calling  # it builds on this module's readers
+
+    calling = load_calling(config_dir, rows[MARKETS.name], problems)
     if problems:
         raise SettingsError(problems)
-    return RateBook(_items(markets), _items(rates), _items(tiers), _items(wabas), _items(markups))
+    items = (_items(markets), _items(rates), _items(tiers), _items(wabas), _items(markups))
+    return RateBook(*items, calling=calling)
 
 
 def read_table(directory: Path, table: Table, problems: list[str]) -> list[Row]:

@@ -10,6 +10,7 @@ from processor.context import Context
 
 USAGE_COLUMNS = (
     "category", "market", "billable", "free_reason", "count", "cost", "billed_cost", "currency",
+    "minutes",  # call lines: billed minutes (empty for messages)
 )  # fmt: skip
 RECORD_COLUMNS = (
     "record_id", "version", "waba_id", "phone_number_id", "user_id", "country",
@@ -18,6 +19,13 @@ RECORD_COLUMNS = (
     "currency", "cost", "billed_cost", "source", "meta_conversation_id", "wamid", "discrepancy",
     "void", "group_id", "estimate", "pricing_subtype",
 )  # fmt: skip
+# The CSV export's columns: the record columns (also PostgreSQL's), then a call's own fields
+# (empty for messages; in PostgreSQL they are kept in `extra`).
+CALL_COLUMNS = (
+    "direction", "call_id", "call_status", "start_time", "end_time", "duration_s", "pulses",
+    "billed_minutes", "tier_minutes_after",
+)  # fmt: skip
+EXPORT_COLUMNS = RECORD_COLUMNS + CALL_COLUMNS
 
 
 def print_usage(usage: dict[str, Any], fmt: str, out: IO[str]) -> None:
@@ -31,10 +39,15 @@ def print_usage(usage: dict[str, Any], fmt: str, out: IO[str]) -> None:
         _table(usage, out)
 
 
+def _has_calls(usage: dict[str, Any]) -> bool:
+    return any("minutes" in line for line in usage["lines"])
+
+
 def _table(usage: dict[str, Any], out: IO[str]) -> None:
-    rows = [[str(line[c] if line[c] is not None else "-") for c in USAGE_COLUMNS]
+    columns = [c for c in USAGE_COLUMNS if c != "minutes" or _has_calls(usage)]
+    rows = [[str(line[c] if line.get(c) is not None else "-") for c in columns]
             for line in usage["lines"]]  # fmt: skip
-    header = list(USAGE_COLUMNS)
+    header = list(columns)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]  # fmt: skip
     out.write(f"WABA {usage['waba_id']}  month {usage['month']}  currency {usage['currency']}\n")
@@ -75,7 +88,7 @@ def export_totals(ctx: Context, month: str, waba_id: str | None) -> list[str]:
 def export_records(ctx: Context, month: str, waba_id: str | None, fmt: str, out: IO[str]) -> int:
     writer = None
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
     count = 0
     from processor.sinks.archive import Archive, from_redis_or_postgres

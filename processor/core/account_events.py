@@ -23,6 +23,7 @@ ACCOUNT_UPDATE = "account_update"
 TEMPLATE_STATUS = "message_template_status_update"
 TEMPLATE_CATEGORY = "template_category_update"
 FIELDS = frozenset({MESSAGES, ACCOUNT_UPDATE, TEMPLATE_STATUS, TEMPLATE_CATEGORY})
+KEPT = FIELDS | {"calls"}  # bodies stored and archived (calls: processor.core.call_parse)
 TIER_UPDATE = "VOLUME_BASED_PRICING_TIER_UPDATE"
 _ID = re.compile(r"[0-9]{1,32}")
 _WORD = re.compile(r"[A-Za-z0-9_:.+ -]{1,64}")
@@ -78,7 +79,7 @@ def wanted(doc: dict[str, Any]) -> bool:
         return False
     for entry in entries:
         changes = entry.get("changes") if isinstance(entry, dict) else None
-        if isinstance(changes, list) and any(_field(c) in FIELDS for c in changes):
+        if isinstance(changes, list) and any(_field(c) in KEPT for c in changes):
             return True
     return False
 

@@ -10,10 +10,11 @@ so, and runs the script; nothing here reads Redis, the clock or the environment.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from processor.core.call_units import call_units
 from processor.core.events import Event, Pair, Status
 from processor.core.groups import unexpected
 from processor.core.history import PairHistory
@@ -75,7 +76,11 @@ def decide(
             decision.new.append(event)
     if not decision.new:
         return decision
-    evaluation = decision.evaluation = evaluate(pair, history, tz, book)
+    evaluation = evaluate(pair, history, tz, book)
+    if history.calls:  # connected calls are units too (rule book 8.4)
+        calls = tuple(call_units(pair, history, tz, book))
+        evaluation = replace(evaluation, units=evaluation.units + calls)
+    decision.evaluation = evaluation
     for unit in evaluation.units:
         digest = signature(unit)
         stored = history.units.get(unit.record_id)
@@ -101,7 +106,8 @@ def merge(history: PairHistory, event: Event) -> bool | None:
 
 def signature(unit: Unit) -> str:
     """A short digest of everything that makes up a unit (a change means a new version)."""
-    values = [(name, getattr(unit, name)) for name in UNIT_FIELDS]
+    names = UNIT_FIELDS if type(unit) is Unit else tuple(f.name for f in fields(unit))
+    values = [(name, getattr(unit, name)) for name in names]
     text = "\x1f".join(
         [str(v) for name, v in values if name not in LATER_FIELDS or v != LATER_FIELDS[name]]
     )

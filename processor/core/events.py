@@ -83,7 +83,32 @@ class Status:
         return f"{self.wamid}|{self.participant}"
 
 
-Event = Inbound | Status
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One ``calls`` webhook item (``connect``, ``terminate``) or call status (``RINGING``,
+    ``ACCEPTED``, ``REJECTED``) of one call (rule book §8.3); times in Unix seconds."""
+
+    pair: Pair  # the user is the callee of a BIC, the caller of a UIC
+    call_id: str
+    event: str  # connect | terminate | ringing | accepted | rejected
+    timestamp: int
+    direction: str | None = None  # business_initiated | user_initiated (None: a call status)
+    status: str | None = None  # terminate: COMPLETED | FAILED (upper case)
+    start_time: int | None = None
+    end_time: int | None = None
+    duration: int | None = None
+
+    @property
+    def wamid(self) -> str:
+        """What logs and quarantine name the event by (calls have no message id)."""
+        return f"call:{self.call_id}"
+
+    @property
+    def claim_id(self) -> str:
+        return f"call|{self.pair.phone_number_id}|{self.call_id}|{self.event}|{self.timestamp}"
+
+
+Event = Inbound | Status | CallEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from processor.core.events import DELIVERED, FAILED, PLAYED, READ, SENT, Event, Inbound, Status
+from processor.core import call_history
+from processor.core.events import (
+    DELIVERED,
+    FAILED,
+    PLAYED,
+    READ,
+    SENT,
+    CallEvent,
+    Event,
+    Inbound,
+    Status,
+)
 
 # Which status's copy of a field is used first (Meta puts pricing on ``sent`` and on one of
 # ``delivered``/``read``; the delivery-side one is authoritative).
@@ -49,6 +60,7 @@ class PairHistory:
     pending: dict[str, list[Any]] = field(default_factory=dict)  # wamid -> [t, reason]
     base: dict[str, Any] | None = None  # window state carried over from trimmed events
     floor: int = 0  # events older than this were trimmed; they can no longer be applied
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # call_id -> facts (calls)
     _facts: dict[str, MessageFacts] = field(default_factory=dict, repr=False, compare=False)
 
     # -- merging -----------------------------------------------------------------------------
@@ -57,6 +69,8 @@ class PairHistory:
         """Add ``event``; return whether the history changed (False: a duplicate)."""
         if isinstance(event, Inbound):
             return self._merge_inbound(event)
+        if isinstance(event, CallEvent):  # a call also opens the CSW: as an inbound moment
+            return call_history.merge(self.calls, self.inbound, event)
         return self._merge_status(event)
 
     def _merge_inbound(self, event: Inbound) -> bool:
@@ -143,12 +157,14 @@ class PairHistory:
     def newest(self) -> int:
         times = [v[0] for v in self.inbound.values()]
         times += [f[0] for s in self.outbound.values() for f in s.values()]
+        times += call_history.times(self.calls)
         return max(times, default=0)
 
     def oldest(self) -> int:
         """The oldest event time at or after the floor (older ones are kept on purpose)."""
         times = [v[0] for v in self.inbound.values()]
         times += [f[0] for s in self.outbound.values() if SETTLED not in s for f in s.values()]
+        times += call_history.times(self.calls)
         return min((t for t in times if t >= self.floor), default=self.floor)
 
     def is_settled(self, wamid: str) -> bool:
@@ -164,6 +180,8 @@ class PairHistory:
             doc["b"] = self.base
         if self.floor:
             doc["f"] = self.floor
+        if self.calls:
+            doc["k"] = self.calls
         return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -180,6 +198,7 @@ class PairHistory:
             pending=doc.get("p", {}),
             base=doc.get("b"),
             floor=doc.get("f", 0),
+            calls=doc.get("k", {}),
         )
 
     def copy(self) -> PairHistory:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from processor.core import call_parse  # it reads this module's checks at call time
 from processor.core.events import (
     FAILED,
     STATUSES,
@@ -29,6 +30,7 @@ from processor.errors import BadPayload
 
 OBJECT = "whatsapp_business_account"
 FIELD = "messages"
+CALLS_FIELD = "calls"  # calls and call statuses (processor.core.call_parse)
 MIN_TIME, MAX_TIME = 946_684_800, 4_102_444_800  # 2000-01-01 .. 2100-01-01
 _ID = re.compile(r"[0-9]{1,32}")
 _USER = re.compile(r"[0-9]{4,20}|[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
@@ -114,7 +116,7 @@ def _message_changes(
             cpath = f"{path}.changes[{j}]"
             if not isinstance(change, dict):
                 rejected.append(Rejected("change is not an object", cpath, _preview(change)))
-            elif change.get("field") != FIELD:
+            elif change.get("field") not in (FIELD, CALLS_FIELD):
                 yield cpath, "", None
             elif not isinstance(waba_id, str) or not _is_id(waba_id):
                 rejected.append(Rejected("entry.id is not a WABA id", path, _preview(waba_id)))
@@ -129,7 +131,7 @@ def _parse_value(
 ) -> None:
     metadata = value.get("metadata")
     phone_number_id = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
-    for key, parse_item in (("messages", _inbound), ("statuses", _status)):
+    for key, parse_item in (("messages", _inbound), ("statuses", _status), ("calls", _call)):
         items = value.get(key)
         if items is None:
             continue
@@ -143,7 +145,9 @@ def _parse_value(
                     raise BadPayload("metadata.phone_number_id missing or not an id")
                 if not isinstance(item, dict):
                     raise BadPayload("item is not an object")
-                events.append(parse_item(waba_id, phone_number_id, item))
+                event = parse_item(waba_id, phone_number_id, item)
+                if event is not None:  # None: a call event without billing facts
+                    events.append(event)
             except BadPayload as exc:
                 rejected.append(Rejected(str(exc), ipath, _preview(item)))
 
@@ -162,7 +166,13 @@ def _inbound(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Inboun
     )
 
 
-def _status(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Status:
+def _call(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Event | None:
+    return call_parse.call_item(waba_id, phone_number_id, item)
+
+
+def _status(waba_id: str, phone_number_id: str, item: dict[str, Any]) -> Event:
+    if item.get("type") == "call":  # a call's status (rule book 8.3)
+        return call_parse.call_status(waba_id, phone_number_id, item)
     status = item.get("status")
     if not isinstance(status, str) or status not in STATUSES:
         raise BadPayload(f"unknown status {_short(status)}")
@@ -329,6 +339,7 @@ _PRIVATE = frozenset(
         "latitude",
         "longitude",
         "contacts",
+        "sdp",  # a call's session description: the parties' network addresses
     }
 )
 

@@ -89,6 +89,8 @@ class Policy:
     utility_free_in_csw: bool = False  # PMP
     tiered_categories: frozenset[str] = frozenset()  # PMP: volume tiers apply
     categories: frozenset[str] = field(default_factory=frozenset)
+    call_charge_time: str = "end"  # calls (rule book 8.1.9): "end" | "start" of the call
+    charge_failed_connected_calls: bool = True  # 8.1.11: a FAILED call with a duration
 
     def allowance_for(self, category: str) -> Allowance | None:
         a = self.allowance

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from processor.core.call_rates import CallingBook
 from processor.core.model import Unit
 from processor.core.policies import GROUP_RATED_AS, MARKETING, MARKETING_LITE, REFERRAL
 
@@ -194,12 +195,14 @@ class RateBook:
         tiers: Iterable[TierRow] = (),
         wabas: Iterable[WabaSettings] = (),
         markups: Iterable[Markup] = (),
+        calling: CallingBook | None = None,
     ) -> None:
         self._markets = _timelines((r.country, r.effective_from, r.market) for r in markets)
         self._rates = _timelines((r.key, r.effective_from, r.rate) for r in rates)
         self._tiers = _tier_timelines(tiers)
         self._wabas = {w.waba_id: w for w in wabas}
         self._markups = {m.waba_id: m for m in markups}
+        self.calling = calling or CallingBook()  # calling_rates.csv, calling_tiers.csv
 
     # -- who and where -------------------------------------------------------------------
 

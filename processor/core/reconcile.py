@@ -184,8 +184,8 @@ def reconcile(inp: Inputs) -> dict[str, Any]:
         meta[key].add(p.volume, p.cost)
     for rec in inp.records:
         at = _record_time(rec)
-        if rec.get("void") or at is None:
-            continue
+        if rec.get("void") or at is None or rec.get("kind") == "call":
+            continue  # calls are in Meta's call_analytics, not pricing_analytics (book 8.5)
         day = local_day(at, inp.tz)
         if not day.startswith(inp.month):
             continue  # not possible for records of the month's own hash; kept symmetric

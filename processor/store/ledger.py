@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from processor.core.call_units import trim_calls
 from processor.core.decide import Decision, decide
 from processor.core.events import Event, Pair
 from processor.core.history import PairHistory
@@ -41,6 +42,7 @@ MAX_ROUNDS = 20
 DUPLICATE, CONFLICT, APPLIED = 0, 1, 2
 SCRIPT = resources.files("processor.store").joinpath("lua/apply.lua")
 PRICING = resources.files("processor.store").joinpath("lua/pricing.lua")
+CALLS = resources.files("processor.store").joinpath("lua/calls.lua")
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Ledger:
         self.redis, self.keys, self.ratebook, self.config = client, keys, ratebook, config
         self.book = book or PolicyBook()
         self.ops = OpBuilder(keys, ratebook, self.book)
-        self.source = PRICING.read_text() + "\n" + SCRIPT.read_text()
+        self.source = "\n".join(p.read_text() for p in (PRICING, CALLS, SCRIPT))
         self.sha = ""
         self.may_trim = True
         self.router = Router(client)
@@ -247,6 +249,7 @@ class Ledger:
         unit_ops = self._unit_ops(pair, history, decision, touch)
         if decision.trim_to is not None:
             trim(pair, history, decision.trim_to, tz, self.book)
+            trim_calls(pair, history, decision.trim_to, tz, self.book)
         history.pending, pending_ops = self.ops.pending_ops(
             pair, history.pending, evaluation.pending, history.floor
         )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from processor.core.call_units import CallUnit
 from processor.core.events import Pair
 from processor.core.model import Pending, Unit
 from processor.core.policies import (
@@ -40,6 +41,7 @@ INTERNAL_FIELDS = (
     "meta_in_tier",
     "rule_discrepancy",
     "unrated",
+    "weight",
 )
 UPPER_BOUND = "upper_bound"  # record ``estimate``: Meta may charge less (max price, rule book 10)
 
@@ -83,6 +85,10 @@ class OpBuilder:
     def put(self, pair: Pair, unit: Unit, old_month: str | None) -> tuple[str, str, str]:
         """The op for a new or changed unit, the billing month it lands in, and its bucket
         ("" when it has none)."""
+        if isinstance(unit, CallUnit):  # a connected call (rule book 8.4)
+            from processor.store.call_ops import put_call  # it builds on this module
+
+            return put_call(self.keys, self.ratebook, pair, unit, self._old(pair, old_month))
         waba = self.ratebook.waba(pair.waba_id)
         user = unit.participant or pair.user_id  # a group delivery: rated at its participant
         rating = self.ratebook.rate_unit(unit, pair.waba_id, user)

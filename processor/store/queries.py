@@ -24,6 +24,7 @@ USAGE_LINE_FIELDS = (
     "billed_rate",
     "currency",
 )
+MINUTES = b"m|"  # a call line's minutes, in pulses (tenths of a minute), beside its count
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
@@ -118,22 +119,28 @@ def summarize(
     ``unrated_units`` and listed in ``unrated``."""
     lines: dict[tuple[Any, ...], dict[str, Any]] = {}
     unrated: dict[tuple[str, str, str], int] = {}
+    pulses = {k[len(MINUTES) :]: int(v) for k, v in counters.items() if k.startswith(MINUTES)}
     for raw_line, raw_count in counters.items():
         count = int(raw_count)
-        if count == 0:
+        if count == 0 or raw_line.startswith(MINUTES):
             continue
         f = dict(zip(USAGE_LINE_FIELDS, raw_line.decode().split("|"), strict=True))
         billable = f["billable"] == "1"
         key = (f["category"], f["market"], billable, f["free_reason"] or None, f["currency"])
         line = lines.setdefault(key, _empty_line(*key))
         line["count"] += count
+        # calls: cost is minutes x rate (pulses x rate / 10); messages: count x rate
+        amount = Decimal(count)
+        if raw_line in pulses:
+            amount = Decimal(pulses[raw_line]) / 10
+            line["minutes"] = line.get("minutes", Decimal(0)) + amount
         if billable and f["rate"] == "":
             where = (f["category"], f["market"], f["currency"])
             unrated[where] = unrated.get(where, 0) + count
             line["unrated"] += count
         elif billable:
-            line["cost"] += count * Decimal(f["rate"])
-            line["billed_cost"] += count * Decimal(f["billed_rate"] or f["rate"])
+            line["cost"] += amount * Decimal(f["rate"])
+            line["billed_cost"] += amount * Decimal(f["billed_rate"] or f["rate"])
     out = sorted(lines.values(), key=lambda x: (x["category"], x["market"], not x["billable"]))
     totals = _totals(out)
     single = len(totals) <= 1
@@ -157,6 +164,8 @@ def summarize(
 
 def _public_line(line: dict[str, Any]) -> dict[str, Any]:
     shown = {k: v for k, v in line.items() if k != "unrated"}
+    if "minutes" in line:  # a call line: its billed minutes, one decimal
+        shown["minutes"] = money(line["minutes"].quantize(Decimal("0.1")))
     return {**shown, "cost": money(line["cost"]), "billed_cost": money(line["billed_cost"])}
 
 

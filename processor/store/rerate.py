@@ -30,6 +30,7 @@ from processor.core.policies import (
 from processor.core.pricing import PLAIN, Place, allowance_places, price_at, tier_places
 from processor.core.pricing import bounds as places_bounds
 from processor.core.rating import RateBook, local_date
+from processor.store.call_rerate import reprice_calls
 from processor.store.cluster import Router
 from processor.store.keys import Keys
 from processor.store.ops import estimate, money
@@ -66,7 +67,7 @@ def _as_unit(rec: dict[str, Any]) -> Unit:
 
 def reprice(
     records: list[dict[str, Any]], ratebook: RateBook, keys: Keys, book: PolicyBook | None = None
-) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """New money for ``records`` (all records of one month of every WABA of the portfolios),
     and the bounds of the tables of each volume-tier bucket's members (kept beside it).
 
@@ -74,8 +75,11 @@ def reprice(
     at its renumbered place, exactly as the apply script prices it."""
     out = []
     tiered: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    calls = [r for r in records if r.get("kind") == "call"]  # priced by call_rerate
     for old in records:
         rec = dict(old)
+        if rec.get("kind") == "call":
+            continue
         if rec.get("void"):
             out.append(rec)
             continue
@@ -104,7 +108,10 @@ def reprice(
             _price(rec, (Place(None, free=rec["free_reason"]),), 1)
             _legacy_allowance_places(rec, book or PolicyBook())
         out.append(rec)
-    bounds: dict[str, list[int]] = {}
+    bounds: dict[str, Any] = {}  # a call bucket's companion holds its total pulses
+    if calls:
+        priced, bounds = reprice_calls(calls, ratebook, keys)
+        out += priced
     for bucket, members in tiered.items():
         members.sort(key=lambda m: (m["score"], m["member"]))
         tables = set()
@@ -240,6 +247,10 @@ class Rerater:
             result.records += 1
             if not rec.get("void"):
                 usage[rec["waba_id"]][usage_line(rec)] += 1
+                if rec.get("kind") == "call":  # its minutes, in pulses (as apply.lua counts)
+                    usage[rec["waba_id"]]["m|" + usage_line(rec)] += rec["pulses"]
+                    minutes = _minutes_field(self._breakdown_field(rec))
+                    daily[rec["waba_id"]][minutes] += rec["pulses"]
                 daily[rec["waba_id"]][self._breakdown_field(rec)] += 1
             was = before[rec["record_id"]]
             if rec == was:
@@ -277,7 +288,7 @@ class Rerater:
         pipe: Any,
         new: list[dict[str, Any]],
         old: set[str],
-        bounds: dict[str, list[int]],
+        bounds: dict[str, Any],
     ) -> None:
         """Tier buckets renumbered (members move with a changed market), and their bounds."""
         members: dict[str, dict[str, float]] = defaultdict(dict)
@@ -294,6 +305,12 @@ class Rerater:
             pipe.zadd(bucket, scores)
             pipe.expire(bucket, ttl)
             pipe.set(self.keys.bounds(bucket), json.dumps(bounds[bucket]), ex=ttl)
+
+
+def _minutes_field(breakdown: str) -> str:
+    """A call's breakdown counter of minutes: ``day|phone|0|m|line`` (as apply.lua counts)."""
+    day, phone, _, line = breakdown.split("|", 3)
+    return f"{day}|{phone}|0|m|{line}"
 
 
 def _seconds(iso_time: str) -> int:

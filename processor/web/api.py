@@ -138,6 +138,10 @@ def quote() -> Response:
         body = load_json_object(request.get_data(), ctx.settings.max_json_depth)
     except BadPayload as exc:
         abort(400, f"the body must be a JSON object: {exc}")
+    if body.get("kind") == "call":  # a call of a given length (rule book 8.1)
+        from processor.web.call_quote import call_quote
+
+        return call_quote(ctx, body)
     phone = _field(body, "phone_number_id", WABA)
     group = "participants" in body or "group_id" in body  # a message to a group
     user = _field(body, "user_id", USER) if "user_id" in body or not group else ""

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from processor.context import Context
 from processor.core.recon_days import per_day
 from processor.core.reconcile import counts
-from processor.reports import RECORD_COLUMNS, print_usage
+from processor.reports import EXPORT_COLUMNS, print_usage
 from processor.store.alerts import Alerts
 from processor.store.budgets import Budgets
 from processor.store.dashboard import ALL, Dashboard
@@ -297,7 +297,7 @@ def download(name: str) -> Response:
 def _records(ctx: Context, wabas: list[str], month: str, fmt: str) -> Iterator[str]:
     """The month's records, streamed in chunks (the columns of ``wa-billing export``)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
     if fmt == "csv":
         writer.writeheader()
     count = 0

@@ -35,6 +35,7 @@ PATH = "/v1/openapi.json"
 GROUP_PATTERN = "^[A-Za-z0-9_.+/=-]{1,256}$"
 CURSOR_MAX = 2**63
 FREE_REASONS = ["free_tier", "free_entry_point", "free_customer_service", "free_service"]
+FREE_REASONS += ["free_user_initiated"]  # calls (rule book 8.4)
 NDJSON = "application/x-ndjson"
 
 
@@ -188,7 +189,7 @@ def _schemas() -> Schema:
     return {
         "Error": _object(error=_str(), detail=_str()),
         "Usage": _usage(),
-        "UsageLine": _object(
+        "UsageLine": _with_minutes(
             category=_str(),
             market=_str(),
             billable={"type": "boolean"},
@@ -268,7 +269,25 @@ def _usage() -> Schema:
 
 def _record() -> Schema:
     """One charge unit (latest version); see the README's table of the records."""
-    record = _object(
+    from processor.web.openapi_calls import call_fields
+
+    out = _unit_record()
+    out["properties"].update(call_fields(quote=False))
+    out["properties"]["group_id"] = {
+        "type": "string",
+        "description": "Group deliveries only: the group; `user_id` is the participant.",
+    }
+    return out
+
+
+def _with_minutes(**properties: Schema) -> Schema:
+    out = _object(**properties)
+    out["properties"]["minutes"] = {**_money(), "description": "Call lines: billed minutes."}
+    return out
+
+
+def _unit_record() -> Schema:
+    return _object(
         record_id=_str(),
         version={"type": "integer", "minimum": 1},
         waba_id=_str(WABA_PATTERN),
@@ -278,7 +297,7 @@ def _record() -> Schema:
         country_source=_enum(["phone", "bsuid", "unknown"]),
         market=_str(),
         category=_str(),
-        kind=_enum(["conversation", "message"]),
+        kind=_enum(["conversation", "message", "call"]),
         pricing_model=_enum(["CBP", "PMP"]),
         policy=_str(),
         charge_time=_time(),
@@ -295,19 +314,20 @@ def _record() -> Schema:
         source=_enum(["meta", "derived"]),
         discrepancy=_nullable(_str()),
         meta_conversation_id=_nullable(_str()),
-        wamid=_str(),
+        wamid=_nullable(_str()),  # null for a call
         void={"type": "boolean"},
         estimate=_nullable(_enum(["upper_bound"])),
         pricing_subtype=_nullable(_str()),
     )
-    record["properties"]["group_id"] = {
-        "type": "string",
-        "description": "Group deliveries only: the group; `user_id` is the participant.",
-    }
-    return record
 
 
 def _quote_request() -> Schema:
+    from processor.web.openapi_calls import call_quote_request
+
+    return {"anyOf": [_message_quote_request(), call_quote_request(_time(), WABA_PATTERN)]}
+
+
+def _message_quote_request() -> Schema:
     body = _object(
         phone_number_id=_str(WABA_PATTERN),
         user_id=_str(USER_PATTERN),
@@ -332,6 +352,7 @@ def _quote_request() -> Schema:
             "description": "A message to a group: the members it reaches (default with "
             "`group_id`: those its deliveries so far named). `user_id` is then not needed.",
         },
+        kind=_enum(["message"]),
     )
     body["required"] = ["phone_number_id", "category"]  # user_id, or a group's participants
     body["additionalProperties"] = True
@@ -339,7 +360,7 @@ def _quote_request() -> Schema:
 
 
 def _quote() -> Schema:
-    """Always the first six fields; the unit's fields when the message opens one."""
+    """Always the first six fields; the unit's fields when the message (or call) opens one."""
     out = _object(
         allowed={"type": "boolean"},
         opens_charge={"type": "boolean"},
@@ -351,7 +372,7 @@ def _quote() -> Schema:
         cost=_nullable(_money()),
     )
     out["properties"].update(
-        kind=_enum(["conversation", "message"]),
+        kind=_enum(["conversation", "message", "call"]),
         category=_str(),
         policy=_str(),
         pricing_model=_enum(["CBP", "PMP"]),
@@ -381,6 +402,9 @@ def _quote() -> Schema:
             "`cost` and `billed_cost` are their sums.",
         },
     )
+    from processor.web.openapi_calls import call_fields
+
+    out["properties"].update(call_fields(quote=True))
     return out
 
 

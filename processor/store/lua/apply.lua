@@ -124,10 +124,17 @@ end
 -- business number (records written before the breakdown existed have no day: not in it).
 local function tally(rec, line, delta)
   redis.call('HINCRBY', usage_key(rec), line, delta)
+  if rec.kind == 'call' then  -- call lines count minutes too, in pulses (queries.py)
+    redis.call('HINCRBY', usage_key(rec), 'm|' .. line, delta * rec.pulses)
+  end
   if present(rec.day) then
     local flag = present(rec.discrepancy) and '1' or '0'
     redis.call('HINCRBY', daily_key(rec),
       table.concat({rec.day, rec.phone_number_id, flag, line}, '|'), delta)
+    if rec.kind == 'call' then  -- its minutes too (flag 0: minutes are not records)
+      redis.call('HINCRBY', daily_key(rec),
+        table.concat({rec.day, rec.phone_number_id, '0', 'm', line}, '|'), delta * rec.pulses)
+    end
   end
 end
 
@@ -163,10 +170,14 @@ local function reprice(member, position)
   if not present(rec.places) then
     return
   end
-  local before, marked = line_of(rec), rec.discrepancy
-  price_at(rec, rec.places, position)
-  if line_of(rec) == before and rec.discrepancy == marked then
-    return
+  local before, marked, was_after = line_of(rec), rec.discrepancy, rec.tier_minutes_after
+  if rec.kind == 'call' then  -- position: the bucket's running total of pulses (calls.lua)
+    price_call(rec, position)
+  else
+    price_at(rec, rec.places, position)
+  end
+  if line_of(rec) == before and rec.discrepancy == marked and rec.tier_minutes_after == was_after then
+    return  -- (a call's running total is part of its record: a new total, a new version)
   end
   local now = rec.discrepancy  -- the breakdown counted it under its old discrepancy flag
   rec.discrepancy = marked
@@ -176,6 +187,8 @@ local function reprice(member, position)
   rec.version = rec.version + 1
   save(rec)
 end
+
+calls_env.total_key, calls_env.reprice = bounds_key, reprice
 
 -- The positions where some member's place changes: the union of the `to`s of the tables of
 -- every unit ever booked in the bucket (stored beside it; an older version stored one table).
@@ -210,6 +223,9 @@ end
 -- Take a unit out of its bucket; the units behind it move one place forward (the one now at
 -- a bound b, from b + 1, may change place).
 local function unbook(rec)
+  if rec.kind == 'call' then
+    return unbook_call(rec)
+  end
   local bucket = rec.bucket
   if bucket == '' then
     return
@@ -234,6 +250,9 @@ end
 -- Put a unit in its bucket (if it has one) and price it by its place in its own table; the
 -- units behind it move one place back (the one now at b + 1, from a bound b, may change place).
 local function book(rec, same_place)
+  if rec.kind == 'call' then
+    return book_call(rec, same_place, bucket_ttl)
+  end
   local bucket = rec.bucket
   if bucket == '' then
     price_at(rec, rec.places, 1)

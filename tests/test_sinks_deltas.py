@@ -66,6 +66,19 @@ def test_an_unrated_cost_counts_zero() -> None:
 def test_the_sent_state_round_trips() -> None:
     _, sent = plan(record("r1", 1), "acct", None)
     assert Sent.load(sent.dump()) == sent
+    assert '"m"' not in sent.dump()  # message states are stored as before calls existed
+    _, call = plan(record("c1", 1, kind="call", billed_minutes="1.1"), "acct", None)
+    assert Sent.load(call.dump()) == call
+
+
+def test_a_call_counts_its_billed_minutes_and_a_correction_sends_their_difference() -> None:
+    """Billing engines meter calls by minute: a call's events carry its billed minutes."""
+    first, sent = plan(record("c1", 1, kind="call", billed_minutes="1.1"), "acct", None)
+    assert first[0].amounts == Amounts(1, Decimal("0.0625"), Decimal("0.0700"), Decimal("1.1"))
+    again, _ = plan(record("c1", 2, kind="call", billed_minutes="1.1"), "acct", sent)
+    assert again == []  # a new version for a new running total only: nothing to send
+    void, _ = plan(record("c1", 3, kind="call", billed_minutes="1.1", void=True), "acct", sent)
+    assert [e.amounts.minutes for e in void] == [Decimal("-1.1")]
 
 
 versions = st.lists(
@@ -76,6 +89,7 @@ versions = st.lists(
         "billable": st.booleans(),
         "void": st.booleans(),
         "account": st.sampled_from(["a", "b"]),
+        "minutes": st.sampled_from([None, "0.1", "1.0", "2.5"]),  # a call's billed minutes
     }),
     min_size=1, max_size=6,
 )  # fmt: skip
@@ -88,7 +102,8 @@ def test_sums_at_the_target_equal_the_latest_version_in_any_order_with_retries(
 ) -> None:
     recs = [
         record("r1", i + 1, market=c["market"], billing_month=c["billing_month"], cost=c["cost"],
-               billed_cost=c["cost"], billable=c["billable"], void=c["void"])
+               billed_cost=c["cost"], billable=c["billable"], void=c["void"],
+               kind="call" if c["minutes"] else "message", billed_minutes=c["minutes"])
         for i, c in enumerate(changes)
     ]  # fmt: skip
     accounts = {r["version"]: c["account"] for r, c in zip(recs, changes, strict=True)}

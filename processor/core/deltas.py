@@ -33,18 +33,27 @@ class Amounts:
     units: int
     cost: Decimal
     billed_cost: Decimal
+    minutes: Decimal = ZERO  # a call's billed minutes (rule book 8.4); 0 for messages
 
     def minus(self, other: Amounts) -> Amounts:
         return Amounts(
-            self.units - other.units, self.cost - other.cost, self.billed_cost - other.billed_cost
+            self.units - other.units,
+            self.cost - other.cost,
+            self.billed_cost - other.billed_cost,
+            self.minutes - other.minutes,
         )
 
     def negated(self) -> Amounts:
-        return Amounts(-self.units, -self.cost, -self.billed_cost)
+        return Amounts(-self.units, -self.cost, -self.billed_cost, -self.minutes)
 
     @property
     def zero(self) -> bool:
-        return self.units == 0 and self.cost == ZERO and self.billed_cost == ZERO
+        return (
+            self.units == 0
+            and self.cost == ZERO
+            and self.billed_cost == ZERO
+            and self.minutes == ZERO
+        )
 
 
 @dataclass(frozen=True)
@@ -58,16 +67,17 @@ class Sent:
 
     def dump(self) -> str:
         a = self.amounts
-        return json.dumps(
-            {"v": self.version, "t": self.time, "d": self.dims, "u": a.units,
-             "c": _text(a.cost), "b": _text(a.billed_cost)},
-            separators=(",", ":"), sort_keys=True,
-        )  # fmt: skip
+        doc = {"v": self.version, "t": self.time, "d": self.dims, "u": a.units,
+               "c": _text(a.cost), "b": _text(a.billed_cost)}  # fmt: skip
+        if a.minutes != ZERO:  # calls only (states of message records stay as they were)
+            doc["m"] = _text(a.minutes)
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
     @staticmethod
     def load(raw: str | bytes) -> Sent:
         doc = json.loads(raw)
-        amounts = Amounts(int(doc["u"]), Decimal(doc["c"]), Decimal(doc["b"]))
+        minutes = Decimal(doc.get("m", "0"))
+        amounts = Amounts(int(doc["u"]), Decimal(doc["c"]), Decimal(doc["b"]), minutes)
         return Sent(int(doc["v"]), str(doc["t"]), dict(doc["d"]), amounts)
 
 
@@ -86,10 +96,13 @@ class Event:
 
 
 def amounts_of(record: dict[str, Any]) -> Amounts:
-    """What a record counts for: nothing when void; an unrated cost (null) counts 0."""
+    """What a record counts for: nothing when void; an unrated cost (null) counts 0; a call
+    also its billed minutes."""
     if record.get("void"):
         return Amounts(0, ZERO, ZERO)
-    return Amounts(1, _decimal(record.get("cost")), _decimal(record.get("billed_cost")))
+    minutes = _decimal(record.get("billed_minutes")) if record.get("kind") == "call" else ZERO
+    cost, billed = _decimal(record.get("cost")), _decimal(record.get("billed_cost"))
+    return Amounts(1, cost, billed, minutes)
 
 
 def dims_of(record: dict[str, Any], account: str) -> dict[str, Any]:

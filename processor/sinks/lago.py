@@ -52,6 +52,7 @@ def lago_event(event: Event, subscription: str, code: str) -> dict[str, Any]:
             "free_reason": d["free_reason"] or "", "currency": d["currency"],
             "units": str(event.amounts.units), "cost": money(event.amounts.cost),
             "billed_cost": money(event.amounts.billed_cost),
+            "minutes": money(event.amounts.minutes),
         },
     }  # fmt: skip
 

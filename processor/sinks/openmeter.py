@@ -43,6 +43,7 @@ def cloud_event(event: Event, event_type: str) -> dict[str, Any]:
             "market": d["market"], "billable": d["billable"], "free_reason": d["free_reason"],
             "currency": d["currency"], "units": event.amounts.units,
             "cost": money(event.amounts.cost), "billed_cost": money(event.amounts.billed_cost),
+            "minutes": money(event.amounts.minutes),
         },
     }  # fmt: skip
 

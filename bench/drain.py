@@ -62,7 +62,7 @@ def fill(ctx: Context, bodies: list[bytes]) -> None:
     ctx.inbox.ensure_group()
     pipe = ctx.redis.pipeline(transaction=False)
     for body in bodies:
-        pipe.xadd(ctx.keys.inbox, {BODY: body})
+        pipe.xadd(ctx.inbox.stream(ctx.inbox.route(body)), {BODY: body})  # as the webhook
         if len(pipe) >= PUSH_BATCH:
             pipe.execute()
     pipe.execute()

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from processor.core import fastjson
 from processor.core.events import (
     FAILED,
     STATUSES,
@@ -39,7 +40,7 @@ _ITEM_PREVIEW = 2_000
 def load_json_object(raw: bytes, max_depth: int = 64) -> dict[str, Any]:
     """Decode ``raw`` as a JSON object no deeper than ``max_depth``, or raise BadPayload."""
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = fastjson.loads(raw)  # json.loads(raw.decode("utf-8")), faster
     except RecursionError:
         raise BadPayload("JSON nested too deeply") from None
     except ValueError as exc:  # includes UnicodeDecodeError and over-long integers

@@ -68,7 +68,7 @@ def receive() -> Response:
         _count(ctx, "webhooks_ignored")
         return _text("ignored", 200)
     try:
-        _, ticket = ctx.inbox.push(raw)
+        _, ticket = ctx.inbox.push(raw, doc=doc)
     except redis.RedisError as exc:
         log.error("cannot store a webhook body, answering 503: %s", exc.__class__.__name__)
         return _text("store unavailable", 503)

@@ -172,7 +172,9 @@ def machine(client: redis.Redis) -> dict[str, Any]:
         "redis": server.get("redis_version"),
         "redis_maxmemory_policy": memory.get("maxmemory_policy"),
         "redis_aof": client.config_get("appendonly").get("appendonly"),
-        "packages": {p: _version(p) for p in ("redis", "hiredis", "rq", "gunicorn", "flask")},
+        "packages": {
+            p: _version(p) for p in ("redis", "hiredis", "rq", "gunicorn", "flask", "orjson")
+        },
         "code": code_digest(),
     }
 

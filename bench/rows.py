@@ -36,7 +36,8 @@ def drain_rows(runs: dict[tuple[int, int], drain.DrainRun]) -> list[Row]:
             rows.append(
                 Row(
                     "drain",
-                    f"  {batch}-status x2: apply conflicts (decided again)",
+                    f"  {batch}-status x2: apply conflicts (decided again; INBOX_SHARDS "
+                    f"{run.shards})",
                     f"{run.conflicts:,}",
                     figure=run.conflicts,
                 )

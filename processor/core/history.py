@@ -6,10 +6,10 @@ history, so that everything computed from it is independent of arrival order and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from processor.core import fastjson
 from processor.core.events import DELIVERED, FAILED, PLAYED, READ, SENT, Event, Inbound, Status
 
 # Which status's copy of a field is used first (Meta puts pricing on ``sent`` and on one of
@@ -161,14 +161,14 @@ class PairHistory:
             doc["b"] = self.base
         if self.floor:
             doc["f"] = self.floor
-        return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        return fastjson.dumps_sorted(doc)
 
     @classmethod
     def loads(cls, raw: str | bytes | None, version: str = "") -> PairHistory:
         """The history stored as ``raw`` (the version is kept beside it, not inside)."""
         if not raw:
             return cls(version=version)
-        doc = json.loads(raw)
+        doc = fastjson.loads(raw)
         return cls(
             version=version,
             inbound=doc["i"],

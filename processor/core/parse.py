@@ -53,19 +53,20 @@ def load_json_object(raw: bytes, max_depth: int = 64) -> dict[str, Any]:
 
 
 def _depth(node: Any, limit: int) -> int:
-    """Nesting depth of ``node``, iteratively, stopping early once ``limit`` is passed."""
-    deepest, stack = 0, [(node, 1)]
-    while stack:
-        item, level = stack.pop()
-        if level > deepest:
-            deepest = level
-            if deepest > limit:
-                return deepest
-        if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item if isinstance(v, dict | list))
-    return deepest
+    """Nesting depth of ``node``, level by level, stopping early once ``limit`` is passed."""
+    level, frontier = 1, [node]
+    while True:
+        below = []
+        for item in frontier:
+            for value in item.values() if type(item) is dict else item:
+                if type(value) is dict or type(value) is list:
+                    below.append(value)
+        if not below:
+            return level
+        level += 1
+        if level > limit:
+            return level
+        frontier = below
 
 
 def parse_body(raw: bytes, max_depth: int = 64) -> ParsedBody:

@@ -5,11 +5,11 @@ No I/O here: the ledger sends these operations to Redis.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from processor.core import fastjson
 from processor.core.events import Pair
 from processor.core.model import Pending, Unit
 from processor.core.policies import (
@@ -41,7 +41,7 @@ INTERNAL_FIELDS = (
 def iso(timestamp: int | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()[:19] + "Z"  # strftime: slower
 
 
 def money(value: Decimal | None) -> str | None:
@@ -50,7 +50,7 @@ def money(value: Decimal | None) -> str | None:
 
 
 def _dump(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"))
+    return fastjson.dumps(doc)  # json.dumps(doc, separators=(",", ":")), faster
 
 
 PAST_HORIZON = "past the pair's history horizon; "
@@ -74,7 +74,7 @@ class OpBuilder:
         rec["places"] = [p.doc() for p in places]
         rec["member"] = f"{unit.wamid}|{pair.waba_id}|{month}|{unit.record_id}"
         rec["score"] = unit.charge_time
-        rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).strftime("%Y-%m-%d")
+        rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).date().isoformat()
         op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
         return _dump({**op, "rec": rec}), month, bucket
 

@@ -91,6 +91,7 @@ class Inbox:
         self.configured = shards  # None: as many as were ever used (INBOX_SHARDS elsewhere)
         self._known: int | None = None
         self._known_until = 0.0
+        self._recorded = False  # this process has recorded its shard count in Redis
 
     # -- shards ------------------------------------------------------------------------------
 
@@ -125,11 +126,17 @@ class Inbox:
                 return 0
         return shard_of(doc, self.shards)
 
-    def ensure_group(self) -> None:
+    def _record_count(self) -> None:
+        """Remember the largest shard count in Redis, so that no shard is ever forgotten
+        (a worker configured with fewer shards still drains them all)."""
         count = self.shards
-        if count > 1:  # remember the largest count, so that no shard is ever forgotten
+        if count > 1:
             self.redis.eval(_AT_LEAST, 1, self.keys.inbox_shards, count)
             self._known = None
+        self._recorded = True
+
+    def ensure_group(self) -> None:
+        self._record_count()
         for stream in self.streams():
             try:
                 self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
@@ -143,6 +150,8 @@ class Inbox:
         """Store ``body`` in its shard; return its body id and whether the caller should queue
         a drain job (``doc``: the body's decoded JSON, when the caller has it)."""
         shard = self.route(body, doc)
+        if shard and not self._recorded:
+            self._record_count()
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.stream(shard), {BODY: body})
         pipe.set(self.keys.drain_ticket, 1, nx=True, ex=ticket_seconds)

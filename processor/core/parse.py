@@ -47,7 +47,8 @@ def load_json_object(raw: bytes, max_depth: int = 64) -> dict[str, Any]:
         raise BadPayload(f"not valid JSON: {exc.__class__.__name__}") from None
     if not isinstance(data, dict):
         raise BadPayload("JSON body is not an object")
-    if _depth(data, max_depth) > max_depth:
+    deep = raw.count(b"{") + raw.count(b"[") > max_depth  # else no walk can go deeper
+    if deep and _depth(data, max_depth) > max_depth:
         raise BadPayload(f"JSON nested deeper than {max_depth}")
     return data
 

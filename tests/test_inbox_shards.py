@@ -5,10 +5,7 @@ nothing is lost or billed twice."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +17,9 @@ from processor.settings import load_settings
 from processor.store.inbox import Inbox, shard_of, split_body_id
 from processor.store.keys import GROUP
 from tests import payloads as p
-from tests.fault_helpers import wait_for
 from tests.ledger_helpers import snapshot, write_config
+from tests.rq_helpers import drain_with_workers
+from tests.test_race import reference as race_reference
 from workers.drain import drain, use_context
 
 T0 = 1_790_812_800 + 3 * 86_400  # October 2026
@@ -61,19 +59,7 @@ def traffic(seed: int = 5, bodies: int = 48) -> list[bytes]:
 
 def reference(environ: dict[str, str], bodies: list[bytes]) -> dict[str, Any]:
     """The same bodies through an unsharded inbox, one worker."""
-    env = {**environ, "INBOX_SHARDS": "1", "REDIS_PREFIX": environ["REDIS_PREFIX"] + "ref"}
-    ctx = build_context(load_settings(env))
-    try:
-        for body in bodies:
-            ctx.inbox.push(body)
-        use_context(ctx)
-        drain(max_seconds=120)
-        return snapshot(ctx.redis, ctx.settings.redis_prefix)
-    finally:
-        keys = list(ctx.redis.scan_iter(f"{ctx.settings.redis_prefix}:*"))
-        if keys:
-            ctx.redis.delete(*keys)
-        ctx.close()
+    return race_reference({**environ, "INBOX_SHARDS": "1"}, bodies)
 
 
 def shard_streams(ctx: Context) -> dict[int, list[bytes]]:
@@ -116,18 +102,8 @@ def test_sharded_workers_give_the_unsharded_result_without_conflicts(
     redelivered = bodies + list(reversed(bodies))  # every event twice, in both orders
     for body in redelivered:
         ctx.inbox.push(body)
-    env = {**os.environ, **environ, "DRAIN_BATCH_BODIES": "3", "JANITOR_INTERVAL_SECONDS": "0.3"}
-    workers = [subprocess.Popen([sys.executable, "-m", "processor.cli", "worker"], env=env)
-               for _ in range(2)]  # fmt: skip
-    try:
-        for _ in workers:
-            ctx.enqueue_drain()
-        wait_for(lambda: sum(ctx.inbox.backlog().values()) == 0, 120, "the inbox to be drained")
-    finally:
-        for proc in workers:
-            proc.terminate()
-        for proc in workers:
-            proc.wait(timeout=15)
+    env = {**environ, "DRAIN_BATCH_BODIES": "3", "JANITOR_INTERVAL_SECONDS": "0.3"}
+    drain_with_workers(ctx, env, 2)
     assert snapshot(ctx.redis, ctx.settings.redis_prefix) == expected
     stats = ctx.redis.hgetall(ctx.keys.stats)
     assert int(stats.get(b"apply_conflicts", 0)) == 0  # each pair decided on one worker

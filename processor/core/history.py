@@ -122,18 +122,15 @@ class PairHistory:
             return MessageFacts(wamid, statuses[SETTLED][0], None, None, None, None, None, False)
         delivered = [statuses[s][0] for s in (DELIVERED, READ, PLAYED) if s in statuses]
         ordered = [statuses[s] for s in PRECEDENCE if s in statuses]
-
-        def first(index: int) -> Any:
-            return next((f[index] for f in ordered if f[index] is not None), None)
-
+        first = ordered[0] if len(ordered) == 1 else _firsts(ordered)
         return MessageFacts(
             wamid=wamid,
             charge_time=min(delivered) if delivered else None,
-            category=first(5) or first(3),
-            conv_id=first(1),
-            conv_expires=first(2),
-            pricing_model=first(4),
-            pricing_type=first(6),
+            category=first[5] or first[3],
+            conv_id=first[1],
+            conv_expires=first[2],
+            pricing_model=first[4],
+            pricing_type=first[6],
             failed=FAILED in statuses,
         )
 
@@ -204,6 +201,16 @@ def _fact(event: Status) -> list[Any]:
         pricing.type if pricing else None,
         pricing.billable if pricing else None,
     ]
+
+
+def _firsts(facts: list[list[Any]]) -> list[Any]:
+    """Field by field, the first value that is not None among ``facts`` (in their order)."""
+    found: list[Any] = [None] * 7
+    for fact in facts:
+        for i in range(1, 7):  # the fields read: conversation .. pricing type
+            if found[i] is None:
+                found[i] = fact[i]
+    return found
 
 
 def _merge_fact(old: list[Any], new: list[Any]) -> list[Any]:

@@ -92,6 +92,7 @@ class Inbox:
         self._known: int | None = None
         self._known_until = 0.0
         self._recorded = False  # this process has recorded its shard count in Redis
+        self._push: Any = None  # the push script (one call: cheaper than a pipeline of three)
 
     # -- shards ------------------------------------------------------------------------------
 
@@ -152,11 +153,10 @@ class Inbox:
         shard = self.route(body, doc)
         if shard and not self._recorded:
             self._record_count()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(self.stream(shard), {BODY: body})
-        pipe.set(self.keys.drain_ticket, 1, nx=True, ex=ticket_seconds)
-        pipe.hincrby(self.keys.stats, "webhooks_received", 1)
-        entry_id, ticket, _ = pipe.execute()
+        if self._push is None:
+            self._push = self.redis.register_script(_PUSH)
+        keys = [self.stream(shard), self.keys.drain_ticket, self.keys.stats]
+        entry_id, ticket = self._push(keys=keys, args=[body, ticket_seconds])
         return Entry(_text(entry_id), b"", shard).body_id, bool(ticket)
 
     def read(
@@ -325,6 +325,13 @@ class Inbox:
         return next(iter(_entries(codec.entries(found), shard)), None)
 
 
+# Store a body, ask for a drain job when none is queued (the ticket), count the body.
+_PUSH = """
+local id = redis.call('XADD', KEYS[1], '*', 'b', ARGV[1])  -- 'b': BODY
+local ticket = redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'webhooks_received', 1)
+return {id, ticket and 1 or 0}
+"""
 _AT_LEAST = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '1')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end

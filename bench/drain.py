@@ -48,6 +48,7 @@ class DrainRun:
     client: dict[str, int]  # summed counters of the workers (bench.worker)
     cpu: dict[str, float]  # average cores used during the run, by whom
     conflicts: int  # apply calls refused for a stale pair version (decided again)
+    shards: int = 1  # the workers' INBOX_SHARDS
 
     @property
     def status_rate(self) -> float:
@@ -62,7 +63,7 @@ def fill(ctx: Context, bodies: list[bytes]) -> None:
     ctx.inbox.ensure_group()
     pipe = ctx.redis.pipeline(transaction=False)
     for body in bodies:
-        pipe.xadd(ctx.keys.inbox, {BODY: body})
+        pipe.xadd(ctx.inbox.stream(ctx.inbox.route(body)), {BODY: body})  # as the webhook
         if len(pipe) >= PUSH_BATCH:
             pipe.execute()
     pipe.execute()
@@ -107,6 +108,7 @@ def run(
         client=sum_counts(count_files),
         cpu=cpu,
         conflicts=int(ctx.redis.hget(ctx.keys.stats, "apply_conflicts") or 0),
+        shards=ctx.settings.inbox_shards,
     )
     ctx.close()
     return result

@@ -29,6 +29,7 @@ PREFIX = "bench"
 QUEUE = "bench-drain"
 SECRET = "bench-app-secret"
 ROOT = Path(__file__).resolve().parent.parent
+INBOX_SHARDS = 8  # the processor's INBOX_SHARDS in every run (BENCH_INBOX_SHARDS overrides)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Bench:
             "API_TOKEN": "bench-api-token",
             "WA_BILLING_DATA_DIR": str(self.scratch / "data"),
             "LOG_LEVEL": "WARNING",
+            "INBOX_SHARDS": os.environ.get("BENCH_INBOX_SHARDS", str(INBOX_SHARDS)),
         }
         env.update(extra)
         return env
@@ -170,7 +172,9 @@ def machine(client: redis.Redis) -> dict[str, Any]:
         "redis": server.get("redis_version"),
         "redis_maxmemory_policy": memory.get("maxmemory_policy"),
         "redis_aof": client.config_get("appendonly").get("appendonly"),
-        "packages": {p: _version(p) for p in ("redis", "hiredis", "rq", "gunicorn", "flask")},
+        "packages": {
+            p: _version(p) for p in ("redis", "hiredis", "rq", "gunicorn", "flask", "orjson")
+        },
         "code": code_digest(),
     }
 

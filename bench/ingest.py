@@ -258,7 +258,7 @@ def saturation(
         cpu = cpu_usage(cpu_before, cpu_sample(ctx.redis, pids, web))
     finally:
         stop(procs)
-    stored = int(ctx.redis.xlen(ctx.keys.inbox))
+    stored = ctx.inbox.archived()
     ctx.close()
     return Saturation(
         config.label, elapsed, counts["ok"], counts["errors"], stored, drain_workers, cpu, kinds
@@ -309,5 +309,5 @@ def fixed_rate(
 
 def _applied(ctx: Any, answered: int) -> bool:
     backlog = ctx.inbox.backlog()
-    stored = int(ctx.redis.xlen(ctx.keys.inbox))
+    stored = ctx.inbox.archived()
     return stored >= answered and backlog["lag"] == 0 and backlog["pending"] == 0

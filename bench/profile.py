@@ -21,7 +21,10 @@ from bench.traffic import Traffic, generate
 
 # (label, file suffix, function name): cumulative time of that function.
 PARTS = (
-    ("parse bodies (json + typed events)", "processor/core/parse.py", "parse_body"),
+    ("parse bodies (json + typed events + account fields)", "workers/drain.py", "_parse"),
+    ("  JSON decode + depth check", "processor/core/parse.py", "load_json_object"),
+    ("  typed events", "processor/core/parse.py", "parse_document"),
+    ("  account fields", "processor/core/account_events.py", "account_facts"),
     ("read pair histories (HMGET pipeline)", "processor/store/ledger.py", "_read"),
     ("decide (all of it)", "processor/store/ledger.py", "_decide_pair"),
     ("  core decide (merge, evaluate, diff units)", "processor/core/decide.py", "decide"),
@@ -38,6 +41,8 @@ PARTS = (
     ("metrics pipeline", "workers/metrics.py", "record_batch"),
     ("inbox read + claim", "processor/store/inbox.py", "read"),
     ("  XAUTOCLAIM", "processor/store/inbox.py", "claim_stale"),
+    ("oldest pending body (trim guard)", "processor/store/inbox.py", "oldest_pending"),
+    ("budget check after each batch", "workers/budget_check.py", "check_after_batch"),
 )
 
 

@@ -8,7 +8,7 @@ from bench import ceiling, drain, ingest, memory, naive
 from bench.check import CheckResult
 from bench.report import FAIL, MISS, PASS, Row, at_least, at_most, rate
 
-DRAIN_TARGETS = {50: 20_000.0, 1: 5_000.0}  # status events/s with two workers
+DRAIN_TARGETS = {50: 20_000.0, 1: 6_000.0}  # status events/s with two workers (issue 13)
 CONTENDED = 0.25  # cores used by other users' processes above which a figure is marked
 
 
@@ -36,7 +36,8 @@ def drain_rows(runs: dict[tuple[int, int], drain.DrainRun]) -> list[Row]:
             rows.append(
                 Row(
                     "drain",
-                    f"  {batch}-status x2: apply conflicts (decided again)",
+                    f"  {batch}-status x2: apply conflicts (decided again; INBOX_SHARDS "
+                    f"{run.shards})",
                     f"{run.conflicts:,}",
                     figure=run.conflicts,
                 )
@@ -188,8 +189,8 @@ def ceiling_rows(
             "ceiling",
             "drain (50-status x2, events/s) / bare apply",
             f"{share:.0%}",
-            ">= 30%",
-            at_least(share, 0.30),
+            ">= 40%",  # issue 13
+            at_least(share, 0.40),
             share,
         ),
         Row(

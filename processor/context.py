@@ -34,9 +34,9 @@ class Context:
     embedded: Embedded | None = None
     _ratebook: RateBook | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def inbox(self) -> Inbox:
-        return Inbox(self.redis, self.keys)
+        return Inbox(self.redis, self.keys, self.settings.inbox_shards)
 
     @property
     def quarantine(self) -> Quarantine:

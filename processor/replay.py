@@ -48,7 +48,7 @@ def push_all(ctx: Context, paths: list[Path]) -> int:
         for path in paths:
             pipe = ctx.redis.pipeline(transaction=False)
             for body in iter_bodies(path):
-                pipe.xadd(ctx.keys.inbox, {BODY: body})
+                pipe.xadd(ctx.inbox.stream(ctx.inbox.route(body)), {BODY: body})
                 pushed += 1
                 if len(pipe) >= PUSH_BATCH:
                     pipe.execute()

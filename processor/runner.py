@@ -13,6 +13,7 @@ from types import FrameType
 from processor.context import Context
 
 log = logging.getLogger(__name__)
+SHARDS_PER_WORKER = 4  # INBOX_SHARDS when unset, with two workers or more
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -21,6 +22,8 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def run_all(ctx: Context, port: int, workers: int, host: str) -> None:
     env = {**os.environ, "REDIS_URL": ctx.redis_url}
+    if workers > 1:  # one job per shard: a pair is decided on one worker (workers/drain.py)
+        env.setdefault("INBOX_SHARDS", str(SHARDS_PER_WORKER * workers))
     bind = f"{host}:{port}"
     web_workers = os.environ.get("WEB_CONCURRENCY", "4")
     web_args = ["-m", "gunicorn", "-b", bind, "-w", web_workers, "--access-logfile", "-"]
@@ -35,7 +38,7 @@ def run_all(ctx: Context, port: int, workers: int, host: str) -> None:
         f"  metrics       {base}/metrics   health {base}/healthz\n"
         f"  status        wa-billing status [--json]   (inbox, queue, failed, workers)\n"
         f"  redis         {ctx.redis_url}{' (embedded)' if ctx.embedded else ''}\n"
-        f"  workers       {workers}\n"
+        f"  workers       {workers} (inbox shards: {env.get('INBOX_SHARDS', '1')})\n"
         "Ctrl-C stops everything.",
         flush=True,
     )

@@ -50,6 +50,7 @@ class Settings:
     claim_idle_seconds: float = 60.0
     drain_idle_seconds: float = 1.0
     drain_gather_seconds: float = 0.02
+    inbox_shards: int = 1
     max_deliveries: int = 5
     janitor_interval_seconds: float = 5.0
     redis_timeout_seconds: float = 2.0
@@ -256,6 +257,7 @@ def load_settings(environ: Mapping[str, str], *, web: bool = True) -> Settings:
         claim_idle_seconds=r.typed("CLAIM_IDLE_SECONDS", 60.0, _positive_float, "seconds"),
         drain_idle_seconds=r.typed("DRAIN_IDLE_SECONDS", 1.0, _positive_float, "seconds"),
         drain_gather_seconds=r.typed("DRAIN_GATHER_SECONDS", 0.02, _non_negative, "seconds"),
+        inbox_shards=r.typed("INBOX_SHARDS", 1, _positive_int, "a positive integer"),
         max_deliveries=r.typed("MAX_DELIVERIES", 5, _positive_int, "a positive integer"),
         janitor_interval_seconds=r.typed("JANITOR_INTERVAL_SECONDS", 5.0, _positive_float, "s"),
         redis_timeout_seconds=r.typed("REDIS_TIMEOUT_SECONDS", 2.0, _positive_float, "seconds"),

@@ -3,10 +3,7 @@ and with the totals computed by hand for the traffic (not only those of another 
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +12,8 @@ import pytest
 from processor.context import Context, build_context
 from processor.settings import load_settings
 from tests import payloads as p
-from tests.fault_helpers import wait_for
 from tests.ledger_helpers import snapshot, write_config
+from tests.rq_helpers import drain_with_workers
 from workers.drain import drain, use_context
 
 pytestmark = pytest.mark.e2e
@@ -107,18 +104,8 @@ def test_racing_workers_end_with_the_single_worker_result(
     racing = bodies + list(reversed(bodies))  # every event twice, in both orders
     for body in racing:
         ctx.inbox.push(body)
-    env = {**os.environ, **environ, "DRAIN_BATCH_BODIES": "3", "JANITOR_INTERVAL_SECONDS": "0.3"}
-    workers = [subprocess.Popen([sys.executable, "-m", "processor.cli", "worker"], env=env)
-               for _ in range(3)]  # fmt: skip
-    try:
-        for _ in workers:
-            ctx.enqueue_drain()
-        wait_for(lambda: sum(ctx.inbox.backlog().values()) == 0, 120, "the inbox to be drained")
-    finally:
-        for proc in workers:
-            proc.terminate()
-        for proc in workers:
-            proc.wait(timeout=15)
+    env = {**environ, "DRAIN_BATCH_BODIES": "3", "JANITOR_INTERVAL_SECONDS": "0.3"}
+    drain_with_workers(ctx, env, 3)
     assert snapshot(ctx.ledger_redis, ctx.settings.redis_prefix) == expected
     assert hand_totals(ctx) == HAND_TOTALS
     # the workers really raced: some of their decisions lost the compare-and-set

@@ -37,7 +37,7 @@ REPLAY_FUNC = "workers.failures.replay_quarantined"
 KEEP = -1  # RQ: a failed job and its error are kept until they are removed (as quarantine)
 RECONCILE_EVERY = 60
 _DIGITS = re.compile(r"\d{7,}")
-_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}(@\d{1,6})?")  # @n: shard n of the inbox
 _HTML = str.maketrans({"<": "‹", ">": "›", "&": "+"})
 
 

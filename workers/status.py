@@ -42,7 +42,7 @@ def pipeline_state(ctx: Context, now: float | None = None) -> dict[str, Any]:
         "inbox": {
             "lag": backlog["lag"],
             "pending": backlog["pending"],
-            "archived": int(ctx.redis.xlen(ctx.keys.inbox)),
+            "archived": ctx.inbox.archived(),
         },
         "pending_per_worker": _consumers(ctx),
         "queue": {
@@ -71,21 +71,18 @@ def _scheduled(queue: Queue) -> int:
 
 
 def _consumers(ctx: Context) -> list[dict[str, Any]]:
-    try:
-        raw = ctx.redis.xinfo_consumers(ctx.keys.inbox, GROUP)
-    except redis.ResponseError:  # no stream or group yet
-        return []
-    return sorted(
-        (
-            {
-                "consumer": codec.text(c["name"]),
-                "pending": int(c["pending"]),
-                "idle_seconds": round(int(c["idle"]) / 1000, 1),
-            }
-            for c in raw
-        ),
-        key=lambda c: (-c["pending"], c["consumer"]),
-    )
+    found: dict[str, dict[str, Any]] = {}  # a consumer of several shards: summed
+    for stream in ctx.inbox.streams():
+        try:
+            raw = ctx.redis.xinfo_consumers(stream, GROUP)
+        except redis.ResponseError:  # no stream or group yet
+            continue
+        for c in raw:
+            name, idle = codec.text(c["name"]), round(int(c["idle"]) / 1000, 1)
+            seen = found.setdefault(name, {"consumer": name, "pending": 0, "idle_seconds": idle})
+            seen["pending"] += int(c["pending"])
+            seen["idle_seconds"] = min(seen["idle_seconds"], idle)
+    return sorted(found.values(), key=lambda c: (-c["pending"], c["consumer"]))
 
 
 def _worker(worker: BaseWorker, now: float) -> dict[str, Any]:

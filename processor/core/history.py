@@ -6,11 +6,10 @@ history, so that everything computed from it is independent of arrival order and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from processor.core import call_history
+from processor.core import call_history, fastjson
 from processor.core.events import (
     DELIVERED,
     FAILED,
@@ -138,18 +137,15 @@ class PairHistory:
             return MessageFacts(wamid, statuses[SETTLED][0], None, None, None, None, None, False)
         delivered = [statuses[s][0] for s in (DELIVERED, READ, PLAYED) if s in statuses]
         ordered = [statuses[s] for s in PRECEDENCE if s in statuses]
-
-        def first(index: int) -> Any:
-            return next((f[index] for f in ordered if f[index] is not None), None)
-
+        first = ordered[0] if len(ordered) == 1 else _firsts(ordered)
         return MessageFacts(
             wamid=wamid,
             charge_time=min(delivered) if delivered else None,
-            category=first(5) or first(3),
-            conv_id=first(1),
-            conv_expires=first(2),
-            pricing_model=first(4),
-            pricing_type=first(6),
+            category=first[5] or first[3],
+            conv_id=first[1],
+            conv_expires=first[2],
+            pricing_model=first[4],
+            pricing_type=first[6],
             failed=FAILED in statuses,
             subtype=next((f[8] for f in ordered if len(f) > 8), None),
         )
@@ -182,14 +178,14 @@ class PairHistory:
             doc["f"] = self.floor
         if self.calls:
             doc["k"] = self.calls
-        return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        return fastjson.dumps_sorted(doc)
 
     @classmethod
     def loads(cls, raw: str | bytes | None, version: str = "") -> PairHistory:
         """The history stored as ``raw`` (the version is kept beside it, not inside)."""
         if not raw:
             return cls(version=version)
-        doc = json.loads(raw)
+        doc = fastjson.loads(raw)
         return cls(
             version=version,
             inbound=doc["i"],
@@ -234,6 +230,16 @@ def _fact(event: Status) -> list[Any]:
 def _at(fact: list[Any], index: int) -> Any:
     """A fact's field, None where an older (shorter) fact has no such field."""
     return fact[index] if index < len(fact) else None
+
+
+def _firsts(facts: list[list[Any]]) -> list[Any]:
+    """Field by field, the first value that is not None among ``facts`` (in their order)."""
+    found: list[Any] = [None] * 7
+    for fact in facts:
+        for i in range(1, 7):  # the fields read: conversation .. pricing type
+            if found[i] is None:
+                found[i] = fact[i]
+    return found
 
 
 def _merge_fact(old: list[Any], new: list[Any]) -> list[Any]:

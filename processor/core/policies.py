@@ -169,4 +169,4 @@ class PolicyBook:
 
 def local_month(timestamp: int, tz: ZoneInfo) -> str:
     """The billing month ``YYYY-MM`` of ``timestamp`` in ``tz``."""
-    return datetime.fromtimestamp(timestamp, tz).strftime("%Y-%m")
+    return datetime.fromtimestamp(timestamp, tz).date().isoformat()[:7]  # strftime: slower

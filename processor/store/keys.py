@@ -2,6 +2,9 @@
 
 Key                                    Type    Lifetime
 {p}:inbox                              stream  webhook bodies; trimmed after ARCHIVE_RETENTION_DAYS
+{p}:inbox:{n}                          stream  shard n > 0 of the inbox (INBOX_SHARDS)
+{p}:inbox:shards                       string  the largest INBOX_SHARDS ever used
+{p}:inbox:lease:{n}                    string  which drain job drains shard n (seconds)
 {p}:drain:ticket                       string  "a drain job is queued" (seconds)
 {p}:c:{digest}                         string  claim of an applied event (DEDUP_TTL_DAYS)
 {p}:pair:{phone_number_id}:{user_id}   hash    window history of a pair (PAIR_HORIZON_DAYS idle);
@@ -98,6 +101,17 @@ class Keys:
     @property
     def inbox(self) -> str:
         return self._k("inbox")
+
+    def inbox_shard(self, shard: int) -> str:
+        """Shard 0 is the inbox itself (its name unchanged); shard n > 0 is ``inbox:n``."""
+        return self._k("inbox", str(shard)) if shard else self.inbox
+
+    @property
+    def inbox_shards(self) -> str:
+        return self._k("inbox", "shards")
+
+    def inbox_lease(self, shard: int) -> str:
+        return self._k("inbox", "lease", str(shard))
 
     @property
     def drain_ticket(self) -> str:

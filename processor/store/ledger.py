@@ -11,7 +11,6 @@ moved slot, dropped connection) are sent again, their claims making that safe.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 import redis
 
+from processor.core import fastjson
 from processor.core.call_units import trim_calls
 from processor.core.decide import Decision, decide
 from processor.core.events import Event, Pair
@@ -299,7 +299,7 @@ class Ledger:
             index["legacy"] = True
         if pending:
             out.append(keys.pending(pair.waba_id))
-        return out, json.dumps(index, separators=(",", ":"))
+        return out, fastjson.dumps(index)
 
     def _wabas_in(self, waba_id: str) -> tuple[str, ...]:
         found = self._portfolio.get(waba_id)

@@ -5,11 +5,11 @@ No I/O here: the ledger sends these operations to Redis.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from processor.core import fastjson
 from processor.core.call_units import CallUnit
 from processor.core.events import Pair
 from processor.core.model import Pending, Unit
@@ -49,8 +49,7 @@ UPPER_BOUND = "upper_bound"  # record ``estimate``: Meta may charge less (max pr
 def iso(timestamp: int | None) -> str | None:
     if timestamp is None:
         return None
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%SZ}"  # %Y drops the zeros of year 167
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()[:19] + "Z"  # strftime: slower
 
 
 def money(value: Decimal | None) -> str | None:
@@ -70,7 +69,7 @@ def estimate(unit: Unit, waba: WabaSettings) -> str | None:
 
 
 def _dump(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"))
+    return fastjson.dumps(doc)  # json.dumps(doc, separators=(",", ":")), faster
 
 
 PAST_HORIZON = "past the pair's history horizon; "
@@ -105,7 +104,7 @@ class OpBuilder:
         wamid = unit.wamid if unit.participant is None else f"{unit.wamid}|{unit.participant}"
         rec["member"] = f"{wamid}|{pair.waba_id}|{month}|{unit.record_id}"
         rec["score"] = unit.charge_time
-        rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).strftime("%Y-%m-%d")
+        rec["day"] = datetime.fromtimestamp(unit.charge_time, waba.timezone).date().isoformat()
         op = {"action": "put", "rid": unit.record_id, "old": self._old(pair, old_month)}
         return _dump({**op, "rec": rec}), month, bucket
 

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     headers.init_app(app)  # X-Content-Type-Options: nosniff on every answer
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.RedisError, _store_unavailable)
+    app.wsgi_app = webhook.FastPath(app.wsgi_app, ctx)  # type: ignore[method-assign,assignment]
     return app
 
 

@@ -1,5 +1,8 @@
 """``python -m bench [--quick] [--redis-url URL] [--json out.json]``: run the benchmark.
 
+The ``cluster`` section starts its own local Redis Cluster (``redis-server``, ``redis-cli``;
+3 primaries, ``--cluster-replicas`` replicas each) for the ledger and stops it afterwards.
+
 Prints one table (figure, target, pass/MISS) and the machine; exits 1 when any run's records
 differ from what the generated traffic must produce (a fast result that miscounts is a failure).
 """
@@ -46,6 +49,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="run each drain and ingest measurement N times, keep the best (on a shared machine)",
     )
     parser.add_argument(
+        "--cluster-replicas",
+        type=int,
+        default=0,
+        choices=(0, 1),
+        help="replicas per primary in the cluster section (1: LEDGER_WAIT_REPLICAS=1; default 0)",
+    )
+    parser.add_argument(
         "--profile", metavar="PATH", help="cProfile one worker of the 50-status x2 drain to PATH"
     )
     return parser.parse_args(argv)
@@ -88,7 +98,13 @@ def _answers(url: str) -> bool:
 def _run(args: argparse.Namespace, sections: tuple[str, ...]) -> int:
     bench = make_bench(args.redis_url)
     sizes = QUICK if args.quick else FULL
-    suite = Suite(bench, sizes, profile=args.profile, repeat=max(1, args.repeat))
+    suite = Suite(
+        bench,
+        sizes,
+        profile=args.profile,
+        repeat=max(1, args.repeat),
+        cluster_replicas=args.cluster_replicas,
+    )
     started = time.perf_counter()
     suite.run(sections)
     print_report(suite, args, time.perf_counter() - started)
@@ -131,6 +147,10 @@ def print_report(suite: Suite, args: argparse.Namespace, seconds: float) -> None
         "command counts are server-wide (other clients of the same server are counted too)"
     )
     repeat = f" --repeat {args.repeat}" if args.repeat > 1 else ""
+    if args.cluster_replicas:
+        repeat += f" --cluster-replicas {args.cluster_replicas}"
+    if args.sections != ",".join(SECTIONS):
+        repeat += f" --sections {args.sections}"
     print(f"command: {command}{repeat} --redis-url {args.redis_url}; took {seconds:.0f} s")
 
 

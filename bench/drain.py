@@ -75,23 +75,27 @@ def run(
     workers: int,
     profile: str | None = None,
     env: dict[str, str] | None = None,
+    ledger_pids: list[int] | None = None,
 ) -> DrainRun:
     """One measured drain of ``traffic`` by ``workers`` processes, then the correctness check.
-    The database is left as the run left it (for memory sampling); the caller flushes."""
+    The database is left as the run left it (for memory sampling); the caller flushes.
+    ``env``: extra settings for the workers and the check (the cluster section puts the ledger
+    on a cluster, which the caller flushes; ``ledger_pids``: its nodes, for the CPU split)."""
     bench.flush()
-    ctx = bench.context()
+    ctx = bench.context(**(env or {}))
     fill(ctx, traffic.bodies)
     procs, count_files = _start_workers(bench, workers, profile, env or {})
     try:
         wait_for(lambda: Worker.count(queue=ctx.queue) >= workers, 60, "workers to register")
         pids = [p.pid for p in procs]
-        before, cpu_before = commandstats(ctx.redis), cpu_sample(ctx.redis, pids)
+        before = commandstats(ctx.redis)
+        cpu_before = cpu_sample(ctx.redis, pids, ledger=ledger_pids)
         start = time.perf_counter()
         for _ in range(workers):
             ctx.enqueue_drain()
         _wait_drained(ctx, timeout=600)
         seconds = time.perf_counter() - start
-        cpu = cpu_usage(cpu_before, cpu_sample(ctx.redis, pids))
+        cpu = cpu_usage(cpu_before, cpu_sample(ctx.redis, pids, ledger=ledger_pids))
         wait_for(lambda: _jobs_done(ctx), 60, "drain jobs to finish")
         server = stats_delta(before, commandstats(ctx.redis))
     finally:

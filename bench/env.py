@@ -220,11 +220,17 @@ class CpuSample:
     own: float  # seconds of CPU used by this process
 
 
-def cpu_sample(client: redis.Redis, pids: list[int], web: list[int] | None = None) -> CpuSample:
-    """CPU used so far; ``web``: the pids to count apart (gunicorn) from the workers."""
+def cpu_sample(
+    client: redis.Redis,
+    pids: list[int],
+    web: list[int] | None = None,
+    ledger: list[int] | None = None,
+) -> CpuSample:
+    """CPU used so far; ``web``: the pids to count apart (gunicorn) from the workers;
+    ``ledger``: the nodes of a Redis Cluster holding the ledger (the cluster section)."""
     info = client.info("cpu")
     own = os.times()
-    groups = {"workers": pids, "web": web or []}
+    groups = {"workers": pids, "web": web or [], "ledger": ledger or []}
     return CpuSample(
         at=time.perf_counter(),
         machine_busy=_machine_busy(),
@@ -255,6 +261,7 @@ def cpu_usage(a: CpuSample, b: CpuSample) -> dict[str, float]:
         "processor_cores": procs / wall,
         "web_cores": groups["web"] / wall,
         "workers_cores": groups["workers"] / wall,
+        "ledger_cores": groups["ledger"] / wall,
         "bench_cores": own / wall,
         "other_cores": max(0.0, machine - redis_cpu - procs - own) / wall,
     }

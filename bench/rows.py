@@ -120,6 +120,53 @@ def memory_rows(mem: memory.Memory) -> list[Row]:
     ]
 
 
+def cluster_skipped(missing: list[str]) -> Row:
+    return Row("cluster", f"skipped: {' and '.join(missing)} not found (Debian: redis-server)", "-")
+
+
+def cluster_rows(
+    runs: dict[tuple[int, int], drain.DrainRun],
+    single: dict[tuple[int, int], drain.DrainRun],
+    label: str,
+    spread: tuple[int, int],
+) -> list[Row]:
+    """The drain section's figures with the ledger on a cluster, and each beside the
+    single-node drain of the same traffic when that section ran too."""
+    portfolios, primaries = spread
+    rows = []
+    for (batch, workers), run in runs.items():
+        plural = "s" if workers > 1 else ""
+        rows.append(
+            Row(
+                "cluster",
+                f"{batch}-status bodies, {workers} worker{plural}, ledger on a {label} "
+                f"({run.statuses:,} statuses; {portfolios} portfolios on {primaries} primaries)",
+                rate(run.status_rate) + contended(run.cpu),
+                figure=run.status_rate,
+            )
+        )
+        if (batch, workers) in single:
+            ratio = run.status_rate / single[(batch, workers)].status_rate
+            rows.append(
+                Row(
+                    "cluster",
+                    f"  {batch}-status x{workers}: cluster / single-node drain",
+                    f"{ratio:.2f}x",
+                    figure=ratio,
+                )
+            )
+        if workers == 2:
+            rows.append(
+                Row(
+                    "cluster",
+                    f"  {batch}-status x2: apply conflicts (decided again)",
+                    f"{run.conflicts:,}",
+                    figure=run.conflicts,
+                )
+            )
+    return rows
+
+
 def naive_rows(run: naive.NaiveRun, drained: dict[tuple[int, int], drain.DrainRun]) -> list[Row]:
     rows = [
         Row(
@@ -265,6 +312,8 @@ def cpu_lines(data: dict[str, Any]) -> list[str]:
     lines = []
     for (batch, workers), run in data.get("drain", {}).items():
         lines.append(f"drain {batch}-status x{workers}: " + _cores(run.cpu))
+    for (batch, workers), run in data.get("cluster", {}).items():
+        lines.append(f"cluster {batch}-status x{workers}: " + _cores(run.cpu))
     if "naive" in data:
         lines.append("naive x2: " + _cores(data["naive"].cpu))
     ingest_data = data.get("ingest")
@@ -281,6 +330,8 @@ def _cores(cpu: dict[str, float]) -> str:
     ours = f"workers {cpu['workers_cores']:.2f}"
     if cpu.get("web_cores"):
         ours = f"gunicorn {cpu['web_cores']:.2f} + {ours}"
+    if cpu.get("ledger_cores"):
+        ours = f"ledger cluster {cpu['ledger_cores']:.2f} + {ours}"
     return (
         f"{cpu['machine_cores']:.2f} cores busy = Redis {cpu['redis_cores']:.2f} + {ours}"
         f" + bench/load generator {cpu['bench_cores']:.2f} + other users {cpu['other_cores']:.2f}"

@@ -1,20 +1,22 @@
-"""The five sections of the benchmark, their sizes, and the rows they print."""
+"""The sections of the benchmark, their sizes, and the rows they print."""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from bench import ceiling, drain, ingest, memory, naive, rows
+from bench import ceiling, cluster, drain, ingest, memory, naive, rows
 from bench.check import CheckResult
 from bench.env import Bench, code_digest, exclusive, load_average, machine
 from bench.report import Row
 from bench.traffic import Traffic, generate
 
-SECTIONS = ("drain", "naive", "ceiling", "ingest")
+SECTIONS = ("drain", "cluster", "naive", "ceiling", "ingest")
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ QUICK = Sizes(
     web_configs=(ingest.WebConfig(2),),
     fixed_seconds=1.0,
 )
-TINY = Sizes(  # the smoke test: only the drain section
+TINY = Sizes(  # the smoke test: every section, tiny
     drain50_messages=300,
     drain1_messages=100,
     naive_messages=10,
@@ -65,11 +67,13 @@ class Suite:
     sizes: Sizes
     profile: str | None = None
     repeat: int = 1
+    cluster_replicas: int = 0  # replicas per primary of the cluster section's ledger
     log: Any = print
     rows: list[Row] = field(default_factory=list)
     checks: list[tuple[str, CheckResult]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     _traffic: dict[int, Traffic] = field(default_factory=dict)
+    _spread: tuple[int, int] = (0, 0)  # the cluster section's (portfolios, primaries used)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -108,20 +112,27 @@ class Suite:
     # -- drain -----------------------------------------------------------------------------------
 
     def _drain(self) -> None:
-        runs: dict[tuple[int, int], drain.DrainRun] = {}
-        for batch in (50, 1):
-            traffic = self.traffic(batch)
-            for workers in (1, 2):
-                for attempt in range(self.repeat):  # best of N: the machine may be shared
-                    run = self._drain_once(traffic, batch, workers, attempt)
-                    best = runs.get((batch, workers))
-                    if best is None or run.status_rate > best.status_rate:
-                        runs[(batch, workers)] = run
+        runs = self._best_runs(self._drain_once)
         if self.profile:  # an extra run, not counted: the profiler slows its worker down
             self._drain_once(self.traffic(50), 50, 2, -1)
         self.data["drain"] = runs
         self.rows += rows.drain_rows(runs) + rows.redis_rows(runs[(50, 2)])
         self.rows += rows.memory_rows(self.data["memory"])
+
+    def _best_runs(
+        self, once: Callable[[Traffic, int, int, int], drain.DrainRun]
+    ) -> dict[tuple[int, int], drain.DrainRun]:
+        """50- and 1-status bodies, 1 and 2 workers: the fastest of ``repeat`` runs of each."""
+        runs: dict[tuple[int, int], drain.DrainRun] = {}
+        for batch in (50, 1):
+            traffic = self.traffic(batch)
+            for workers in (1, 2):
+                for attempt in range(self.repeat):  # best of N: the machine may be shared
+                    run = once(traffic, batch, workers, attempt)
+                    best = runs.get((batch, workers))
+                    if best is None or run.status_rate > best.status_rate:
+                        runs[(batch, workers)] = run
+        return runs
 
     def _drain_once(
         self, traffic: Traffic, batch: int, workers: int, attempt: int
@@ -140,6 +151,42 @@ class Suite:
             self.data["memory"] = memory.measure(ctx, traffic.messages)
             ctx.close()
         self.bench.flush()
+        return run
+
+    # -- cluster ---------------------------------------------------------------------------------
+
+    def _cluster(self) -> None:
+        """The drain section's runs again, the ledger on a local cluster (RQ, inbox stay)."""
+        missing = cluster.missing_tools()
+        if missing:
+            self.rows.append(rows.cluster_skipped(missing))
+            return
+        root = self.bench.scratch / "cluster"
+        with cluster.started(root, self.cluster_replicas) as nodes:
+            self.log(f"[bench]   {nodes.label} started ({nodes.url})")
+            self.data["cluster_pids"] = nodes.pids
+            runs = self._best_runs(functools.partial(self._cluster_once, nodes))
+            label = nodes.label
+        self.data["cluster"] = runs
+        self.data["cluster_spread"] = self._spread
+        self.rows += rows.cluster_rows(runs, self.data.get("drain", {}), label, self._spread)
+
+    def _cluster_once(
+        self, nodes: cluster.Cluster, traffic: Traffic, batch: int, workers: int, _: int
+    ) -> drain.DrainRun:
+        nodes.flush()
+        run = drain.run(self.bench, traffic, workers, env=nodes.env(), ledger_pids=nodes.pids)
+        self._checked(f"cluster {batch}-status x{workers}", run.check)
+        ctx = self.bench.context(**nodes.env())
+        self._spread = cluster.spread(ctx)
+        ctx.close()
+        self.log(
+            f"[bench]   {batch}-status bodies, {workers} worker(s), ledger on the cluster: "
+            f"{run.status_rate:,.0f} status events/s ({run.seconds:.2f} s, "
+            f"other users {run.cpu['other_cores']:.2f} cores)"
+        )
+        self.bench.flush()
+        nodes.flush()
         return run
 
     # -- naive -----------------------------------------------------------------------------------

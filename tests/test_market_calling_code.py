@@ -7,8 +7,19 @@ from datetime import date
 
 import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from processor.core.rating import OTHER, MarketRow, RateBook, country_of, main_country
+from processor.core.rating import (
+    OTHER,
+    MarketRow,
+    RateBook,
+    _parsed_country,
+    _phone_country,
+    country_of,
+    main_country,
+)
 
 DAY = date(2026, 7, 15)
 BASE = date(2022, 1, 1)
@@ -116,3 +127,21 @@ def test_the_plus_one_split_keeps_working(user: str, market: str) -> None:
     )
     country, _ = country_of(user)
     assert book.market(country, DAY) == market
+
+
+CALLING_CODES = sorted(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
+
+
+@settings(max_examples=2_000, deadline=None)
+@given(
+    code=st.sampled_from(CALLING_CODES),
+    rest=st.text(alphabet="0123456789", min_size=1, max_size=14),
+)
+def test_the_calling_code_shortcut_gives_the_full_parse_country(code: str, rest: str) -> None:
+    """A number under a calling code of one region skips phonenumbers' parse (the drain's
+    costliest step for a new user): it must name the country the parse names, for every
+    code and length the user-id pattern admits (and shared codes still take the parse)."""
+    digits = (code + rest)[:15]
+    if len(digits) < 7:
+        return
+    assert _phone_country.__wrapped__(digits) == _parsed_country(digits)

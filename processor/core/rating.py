@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from processor.core.call_rates import CallingBook
 from processor.core.model import Unit
@@ -325,9 +326,31 @@ def main_country(country: str | None) -> str | None:
     return None if main in _NO_REGION or main == country else main
 
 
+# Calling codes (prefix-free) -> their one region, where a code has one: the region of any
+# number under such a code is that region (phonenumbers' region_code_for_number says so
+# without validating), so the costly parse is only needed for shared codes (+1, +7, +44...).
+_CALLING_CODES = {str(code): regions for code, regions in COUNTRY_CODE_TO_REGION_CODE.items()}
+_ONE_REGION = {
+    code: regions[0]
+    for code, regions in _CALLING_CODES.items()
+    if len(regions) == 1 and regions[0] not in _NO_REGION
+}
+
+
 @lru_cache(maxsize=65_536)
 def _phone_country(digits: str) -> str | None:
     """The region of ``+digits`` by number (NANP area code, +7 prefix), else by calling code."""
+    for size in (1, 2, 3):
+        code = digits[:size]
+        if code in _CALLING_CODES:
+            if code in _ONE_REGION and 2 <= len(digits) - size <= 14:
+                return _ONE_REGION[code]
+            break
+    return _parsed_country(digits)
+
+
+def _parsed_country(digits: str) -> str | None:
+    """``_phone_country`` by phonenumbers' full parse (the reference of the shortcut above)."""
     try:
         number = phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException:

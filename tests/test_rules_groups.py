@@ -538,6 +538,21 @@ def test_G_12_late_reorder_where_meta_said_free_keeps_metas_answer(
     assert (b["discrepancy"], b["version"]) == ("service_allowance_mismatch", 2)
 
 
+def test_S_12_groups_share_the_number_allowance(world: tuple[Context, Any]) -> None:
+    """S-12 (see G-10, G-12): 1:1 and group service deliveries draw on one allowance per
+    business number. After 998 1:1 units, G-10's group text takes places 999 to 1,003 (A and B
+    free); the next 1:1 service delivery is place 1,004: charged at the service rate."""
+    g10(world, meta=False)
+    after = p.status("wamid.after", "delivered", G10 + 60, user="5511933330001",
+                     category="service", model="PMP")  # fmt: skip
+    send(world, p.change(statuses=[after]))
+    found = records(world, NOVEMBER)
+    group = of(found, "wamid.G10")
+    assert [group[u]["free_reason"] for u in (A, B)] == ["free_tier", "free_tier"]
+    one = of(found, "wamid.after")["5511933330001"]
+    assert (one["billable"], one["free_reason"], one["cost"]) == (True, None, "0.0068")
+
+
 def test_G_2_deliveries_in_the_same_second_are_distinct_units(world: tuple[Context, Any]) -> None:
     """Participants' statuses may carry the same timestamp: still one unit (and one claim) per
     participant, whichever POST brings them, and a second arrival adds nothing."""

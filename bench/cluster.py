@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 
@@ -40,17 +40,23 @@ def _free_port() -> int:
 
 @dataclass
 class Node:
+    """One ``redis-server --cluster-enabled yes`` on loopback (tests/cluster.py extends it)."""
+
     port: int
     bus_port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    # The benchmark's nodes persist nothing and give failover time; the tests' differ.
+    NODE_TIMEOUT_MS: ClassVar[int] = 5000
+    APPENDONLY: ClassVar[str] = "no"
+    SOCKET_TIMEOUT: ClassVar[float] = 5
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return redis.Redis(port=self.port, socket_timeout=self.SOCKET_TIMEOUT)
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -61,8 +67,8 @@ class Node:
             "--bind", "127.0.0.1",
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "5000",
-            "--appendonly", "no",
+            "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
+            "--appendonly", self.APPENDONLY,
             "--save", "",
             "--dir", str(self.directory),
             "--logfile", str(self.directory / "redis.log"),

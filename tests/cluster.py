@@ -11,53 +11,29 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import redis
 
+from bench.cluster import Node as BenchNode
 from tests.fault_helpers import free_port, wait_for
 from tests.needs import need
 
-REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 
 
 @dataclass
-class Node:
-    port: int
-    bus_port: int
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
+class Node(BenchNode):
+    """The benchmark's node (bench/cluster.py), with what failover tests need: an AOF, a short
+    node timeout, and a way to kill it."""
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2)
+    NODE_TIMEOUT_MS: ClassVar[int] = 1000
+    APPENDONLY: ClassVar[str] = "yes"
+    SOCKET_TIMEOUT: ClassVar[float] = 2
 
     def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        args = [
-            REDIS_SERVER,
-            "--port", str(self.port),
-            "--cluster-port", str(self.bus_port),
-            "--bind", "127.0.0.1",
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "1000",
-            "--appendonly", "yes",
-            "--save", "",
-            "--dir", str(self.directory),
-            "--logfile", str(self.directory / "redis.log"),
-        ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_for(self._answers, 10, f"redis node on {self.port}")
-
-    def _answers(self) -> bool:
-        try:
-            return bool(self.client().ping())
-        except redis.ConnectionError:
-            return False
+        super().start()
+        wait_for(self.answers, 10, f"redis node on {self.port}")
 
     def kill(self) -> None:
         """SIGKILL: the node dies as a crashed machine would."""
